@@ -1,0 +1,184 @@
+"""The one switch between NumPy (CPU) and CuPy (CUDA).
+
+Every other file does its array math through the module returned here, so the GPU path is the same
+code as the CPU path. Nothing else in the project imports cupy.
+
+    xp = backend.array_module(gpu)      # numpy or cupy
+    x = backend.to_device(host_array, gpu)
+    host = backend.to_host(x)           # always a numpy array
+"""
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from contextlib import contextmanager
+
+import numpy as np
+
+DTYPES = ("float32", "float64")
+
+
+class GPUUnavailable(RuntimeError):
+    """`--gpu` was asked for but CuPy or a CUDA device is missing; the message says which."""
+
+
+_cupy = None
+
+
+def _load_cupy():
+    """Import cupy once and check that a CUDA device answers; raise GPUUnavailable otherwise."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy
+    except ImportError:
+        raise GPUUnavailable("--gpu needs CuPy, which is not installed "
+                             "(pip install cupy-cuda12x, matching your CUDA version)") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # the CUDA runtime raises its own types, not one base class
+        raise GPUUnavailable(f"--gpu: CuPy is installed but CUDA does not answer ({error})") from None
+    if count == 0:
+        raise GPUUnavailable("--gpu: CuPy is installed but no CUDA device is visible")
+    _cupy = cupy
+    return cupy
+
+
+def gpu_available():
+    """True when CuPy imports and sees at least one CUDA device (used by tests to skip)."""
+    try:
+        _load_cupy()
+        return True
+    except GPUUnavailable:
+        return False
+
+
+def array_module(gpu=False):
+    """numpy for the CPU, cupy for the GPU."""
+    return _load_cupy() if gpu else np
+
+
+def module_of(array):
+    """The array module an existing array belongs to (numpy arrays never import cupy)."""
+    if isinstance(array, np.ndarray) or _cupy is None:
+        return np
+    return _cupy.get_array_module(array)
+
+
+def is_device_array(array):
+    return _cupy is not None and isinstance(array, _cupy.ndarray)
+
+
+def to_device(array, gpu=False, dtype=None):
+    """Copy a host array to where the model lives (no copy when it already is there and typed)."""
+    xp = array_module(gpu)
+    return xp.asarray(array, dtype=dtype)
+
+
+def to_host(array):
+    """A numpy array, whatever the input was (a device array is copied back)."""
+    if is_device_array(array):
+        return _cupy.asnumpy(array)
+    return np.asarray(array)
+
+
+def check_dtype(dtype):
+    """Normalise a dtype name; only float32 (fast, the default) and float64 (gradient checks)."""
+    name = np.dtype(dtype).name
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
+    return name
+
+
+def synchronize(gpu=False):
+    """Wait for queued device work (for honest timings); a no-op on the CPU."""
+    if gpu:
+        _load_cupy().cuda.get_current_stream().synchronize()
+
+
+def random_generator(seed):
+    """The project's host random generator: numpy's PCG64, reproducible from an int or a sequence.
+
+    Masks and minibatch orders are drawn on the host: they are small, and drawing them the same way
+    on CPU and GPU makes a `--gpu` run follow the same masks as a CPU run with the same seed.
+    """
+    return np.random.default_rng(seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Files. Everything the project writes goes through atomic_write, and every .npz it reads through
+# read_npz, so that an interrupted write never leaves half a file and no file can run code.
+
+
+class FileFormatError(ValueError):
+    """A file is not what it claims to be (corrupt, truncated, foreign, or holding objects)."""
+
+
+@contextmanager
+def atomic_write(path, mode="wb"):
+    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`.
+
+    A rename within one folder is atomic, so readers see the old file or the new one, never a
+    mix; if the block raises (or the process dies), the temporary file is removed and `path` is
+    untouched.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, mode) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
+        raise
+
+
+def save_npz(path, arrays):
+    """Save a dict of host arrays (and JSON-able metadata under the key 'json') atomically."""
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    with atomic_write(path) as file:
+        np.savez(file, **arrays)
+
+
+def read_npz(path):
+    """All arrays of an .npz file as a dict, refusing pickled objects; any failure is FileFormatError."""
+    try:
+        with warnings.catch_warnings():
+            # The authors' UCI files were written by Python 2; NumPy reads them fine but warns.
+            warnings.filterwarnings("ignore", message=".*created on Python 2")
+            with open(path, "rb") as file:
+                archive = np.load(file, allow_pickle=False)
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise FileFormatError(f"{path}: not an .npz archive (a single .npy array?)")
+                return {name: archive[name] for name in archive.files}
+    except FileFormatError:
+        raise
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: no such file") from None
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise FileFormatError(f"{path}: holds Python objects (pickles), which are refused") from None
+        raise FileFormatError(f"{path}: not a readable .npz file ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise FileFormatError(f"{path}: truncated or corrupt .npz file ({error})") from None
+
+
+def json_array(value):
+    """Encode a JSON-able value as a 0-d unicode array, which .npz stores without pickling."""
+    return np.array(json.dumps(value))
+
+
+def read_json_array(array, what):
+    """Decode what json_array wrote; anything else is FileFormatError naming `what`."""
+    if array.dtype.kind != "U" or array.ndim != 0:
+        raise FileFormatError(f"{what}: expected a JSON string")
+    try:
+        return json.loads(str(array))
+    except json.JSONDecodeError as error:
+        raise FileFormatError(f"{what}: not valid JSON ({error})") from None

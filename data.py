@@ -1,0 +1,215 @@
+"""Binary data sets: find, download, verify, validate, and batch. Returns arrays; knows no model.
+
+    splits = data.load("binarized_mnist")          # {'train': (50000, 784), 'valid': …, 'test': …}
+    splits = data.load("path/to/mine.npz")         # your own file, same format
+    splits = data.load("path/to/mine_train.amat")  # Larochelle's text format (+ _valid, _test beside it)
+
+Named sets are looked up in `data_dir`, else $MADE_DATA_DIR, else ~/.cache/made; a missing one is
+downloaded there from its public home, written atomically and checked against its pixel digests.
+Every set, named or yours, must be 2-D, finite, 0/1 only and of one width in all splits; anything
+else is refused with a DataError naming the file, the split and the first bad row and column.
+"""
+import hashlib
+import io
+import os
+import urllib.request
+
+import numpy as np
+
+import backend
+
+SPLITS = ("train", "valid", "test")
+_AUTHORS_REPO = "https://raw.githubusercontent.com/mgermain/MADE/master/datasets/"
+_AUTHORS_RELEASE = "https://github.com/mgermain/MADE/releases/download/ICML2015/"
+
+# name → public URL and the first 16 hex digits of SHA-256(packbits(split as uint8, axis=1)) per
+# split. The digests are of the pixels, not the file, so any faithful copy of the data passes.
+DATASETS = {
+    "binarized_mnist": (_AUTHORS_RELEASE + "binarized_mnist.npz",
+                        {"train": "727146c35424b019", "valid": "a256ac44ae26be72", "test": "9fcd8da6f0fdf09b"}),
+    "dna": (_AUTHORS_REPO + "dna.npz",
+            {"train": "e1033c4821cac2fc", "valid": "468e4c35be33e7c0", "test": "1cf7544018e47407"}),
+    "mushrooms": (_AUTHORS_REPO + "mushrooms.npz",
+                  {"train": "b9b5e3b85f7fc3a6", "valid": "c820fb1db5cc0918", "test": "de4f74441a3f07d6"}),
+    "nips": (_AUTHORS_REPO + "nips.npz",
+             {"train": "9f49e87ac456779f", "valid": "01dd37b289b5aaf5", "test": "82db8901acd317ba"}),
+    # The authors name these too; no digests are published for them, so they are validated only.
+    "adult": (_AUTHORS_REPO + "adult.npz", None),
+    "connect4": (_AUTHORS_REPO + "connect4.npz", None),
+    "ocr_letters": (_AUTHORS_REPO + "ocr_letters.npz", None),
+    "web": (_AUTHORS_REPO + "web.npz", None),
+    "rcv1": (_AUTHORS_RELEASE + "rcv1.npz", None),
+}
+
+
+class DataError(ValueError):
+    """A data set cannot be used; the message names the file and, where it applies, split, row, column."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding and fetching named sets
+
+
+def data_dir(explicit=None):
+    """Where named sets live: the argument, else $MADE_DATA_DIR, else ~/.cache/made."""
+    if explicit:
+        return os.path.expanduser(explicit)
+    if os.environ.get("MADE_DATA_DIR"):
+        return os.path.expanduser(os.environ["MADE_DATA_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "made")
+
+
+def pixel_digest(split):
+    """First 16 hex digits of SHA-256 over the bit-packed rows: a fingerprint of the 0/1 values."""
+    packed = np.packbits(np.asarray(split).astype(np.uint8), axis=1)
+    return hashlib.sha256(packed.tobytes()).hexdigest()[:16]
+
+
+def download(url, path, timeout=60):
+    """Fetch url into path atomically; any failure leaves no file and raises DataError."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            payload = response.read()
+            expected = response.headers.get("Content-Length")
+        if expected is not None and len(payload) != int(expected):
+            raise OSError(f"got {len(payload)} of {expected} bytes")
+    except (OSError, ValueError) as error:  # URLError, timeouts and HTTP errors are OSErrors
+        raise DataError(f"download of {url} failed ({error}); fetch it by hand and put it at {path}") from None
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with backend.atomic_write(path) as file:
+        file.write(payload)
+
+
+def fetch(name, directory=None):
+    """Path of the named set's .npz, downloading it first when missing."""
+    url, digests = DATASETS[name]
+    path = os.path.join(data_dir(directory), name + ".npz")
+    if not os.path.exists(path):
+        print(f"{name}: not in {os.path.dirname(path)}, downloading {url}")
+        download(url, path)
+        try:
+            _check_digests(read_npz_splits(path), digests, path)
+        except DataError:
+            os.remove(path)  # a download that is not the data set must not stay in the cache
+            raise
+    return path
+
+
+def _check_digests(splits, digests, path):
+    for split, expected in (digests or {}).items():
+        if pixel_digest(splits[split]) != expected:
+            raise DataError(f"{path}: split '{split}' does not match its published checksum "
+                            f"(a corrupt or different copy); delete the file and run again to re-download it")
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading files
+
+
+def read_npz_splits(path):
+    """The three splits of an .npz in the MADE authors' format (keys train_data, valid_data, test_data)."""
+    try:
+        arrays = backend.read_npz(path)
+    except backend.FileFormatError as error:
+        raise DataError(str(error)) from None
+    missing = [f"{split}_data" for split in SPLITS if f"{split}_data" not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)} "
+                        f"(a data .npz holds train_data, valid_data and test_data)")
+    return {split: arrays[f"{split}_data"] for split in SPLITS}
+
+
+def amat_paths(path):
+    """The three Larochelle .amat files that belong together: NAME_train.amat, NAME_valid.amat, NAME_test.amat."""
+    stem = path[: -len(".amat")]
+    for split in SPLITS:
+        if stem.endswith("_" + split):
+            stem = stem[: -len(split) - 1]
+            break
+    else:
+        raise DataError(f"{path}: an .amat file must be named NAME_train.amat (with NAME_valid.amat and NAME_test.amat beside it)")
+    return {split: f"{stem}_{split}.amat" for split in SPLITS}
+
+
+def read_amat(path, split="train"):
+    """One .amat text file: an example per line, its values separated by spaces."""
+    try:
+        with open(path, "r", encoding="ascii") as file:
+            lines = [line for line in file.read().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+    if not lines:
+        raise DataError(f"{path}: split '{split}' is empty")
+    width = len(lines[0].split())
+    rows = np.empty((len(lines), width), dtype=np.float32)
+    for row, line in enumerate(lines):
+        tokens = line.split()
+        if len(tokens) != width:
+            raise DataError(f"{path}: split '{split}' row {row} has {len(tokens)} values, the first row has {width}")
+        try:
+            rows[row] = np.array(tokens, dtype=np.float32)
+        except ValueError:
+            column = next(c for c, token in enumerate(tokens) if not _is_number(token))
+            raise DataError(f"{path}: split '{split}' row {row} column {column} is {tokens[column]!r}, not a number") from None
+    return rows
+
+
+def _is_number(token):
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
+def validate(splits, source):
+    """Check every split is a non-empty 2-D array of finite 0/1 values, all of one width.
+
+    Returns the splits as float32 arrays; raises DataError naming source, split, row and column.
+    """
+    checked = {}
+    for split in SPLITS:
+        array = np.asarray(splits[split])
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"{source}: split '{split}' has dtype {array.dtype}; MADE data must be numbers 0/1")
+        if array.ndim != 2:
+            raise DataError(f"{source}: split '{split}' has {array.ndim} dimensions, expected 2 (examples × variables)")
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise DataError(f"{source}: split '{split}' is empty (shape {array.shape})")
+        bad = ~((array == 0) | (array == 1))  # NaN and inf fail both tests
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            raise DataError(f"{source}: split '{split}' row {row} column {column} is {array[row, column]!r}; "
+                            f"MADE data must be 0 or 1")
+        checked[split] = array.astype(np.float32, copy=False)
+    widths = {split: array.shape[1] for split, array in checked.items()}
+    if len(set(widths.values())) > 1:
+        raise DataError(f"{source}: the splits have different widths {widths}")
+    return checked
+
+
+def load(name_or_path, directory=None):
+    """{'train', 'valid', 'test'} → float32 (N, D) arrays of 0/1, from a named set or a file path."""
+    if name_or_path in DATASETS:
+        path = fetch(name_or_path, directory)
+        splits = validate(read_npz_splits(path), path)
+        _check_digests(splits, DATASETS[name_or_path][1], path)
+        return splits
+    path = os.path.expanduser(name_or_path)
+    if path.endswith(".amat"):
+        paths = amat_paths(path)
+        return validate({split: read_amat(p, split) for split, p in paths.items()}, path)
+    if path.endswith(".npz") or os.path.exists(path):
+        if not os.path.exists(path):
+            raise DataError(f"{path}: no such file")
+        return validate(read_npz_splits(path), path)
+    raise DataError(f"unknown data set {name_or_path!r}: use one of {', '.join(DATASETS)}, "
+                    f"or the path of an .npz or NAME_train.amat file")
+
+
+def independent_pixel_nll(train, test):
+    """The baseline every model must beat: test NLL of independent Bernoullis fitted on train (nats)."""
+    p = np.clip(train.mean(axis=0, dtype=np.float64), 1e-6, 1 - 1e-6)
+    log_p = test @ np.log(p) + (1 - test) @ np.log1p(-p)
+    return float(-log_p.mean())

@@ -1,0 +1,139 @@
+"""Update rules over a dict of parameter arrays, updated in place.
+
+    opt = AdaGrad(model.params, lr=0.01)
+    loss, grads = model.loss_and_grads(x)
+    opt.step(grads)                       # model.params changed in place
+
+Each rule keeps its per-parameter state in named slots (arrays shaped like the parameters) and a
+step counter t; state_dict() returns all of it as arrays so a checkpoint resumes exactly.
+"""
+import numpy as np
+
+import backend
+
+
+class Optimizer:
+    """Common machinery: per-parameter state slots, the step counter, saving and restoring."""
+
+    slots = ()  # names of the per-parameter state arrays, set by each rule
+
+    def __init__(self, params):
+        self.params = params
+        self.t = 0  # number of steps taken
+        self.state = {slot: {name: backend.module_of(p).zeros_like(p) for name, p in params.items()}
+                      for slot in self.slots}
+
+    def step(self, grads):
+        """Apply one update to every parameter that has a gradient; t counts the steps."""
+        for name, grad in grads.items():
+            self.update(self.params[name], grad, *(self.state[slot][name] for slot in self.slots))
+        self.t += 1
+
+    def update(self, param, grad, *slots):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """{'t': step count, 'slot.param': array …} as host arrays."""
+        state = {"t": np.array(self.t)}
+        for slot in self.slots:
+            for name, value in self.state[slot].items():
+                state[f"{slot}.{name}"] = backend.to_host(value)
+        return state
+
+    def load_state_dict(self, state):
+        """Restore what state_dict() returned; a missing or misshapen entry raises ValueError."""
+        expected = {f"{slot}.{name}": value for slot in self.slots for name, value in self.state[slot].items()}
+        missing = sorted((set(expected) | {"t"}) - set(state))
+        if missing:
+            raise ValueError(f"optimizer state lacks {missing[:3]}")
+        for key, value in expected.items():
+            if state[key].shape != value.shape:
+                raise ValueError(f"optimizer state {key} has shape {state[key].shape}, expected {value.shape}")
+        for key, value in expected.items():
+            value[...] = backend.to_device(state[key], backend.is_device_array(value), value.dtype)
+        self.t = int(state["t"])
+
+
+class SGD(Optimizer):
+    """θ ← θ − η_t g, with the paper's decreasing learning rate η_t = η / (1 + decrease · t)."""
+
+    def __init__(self, params, lr=0.01, decrease=0.0):
+        super().__init__(params)
+        self.lr, self.decrease = lr, decrease
+
+    def update(self, param, grad):
+        param -= (self.lr / (1 + self.decrease * self.t)) * grad
+
+
+class AdaGrad(Optimizer):
+    """Duchi et al. 2011, as in the MADE authors' code:
+        G ← G + g²,   θ ← θ − η g / √(G + ε)
+    Each weight's step shrinks with the gradient it has already seen."""
+
+    slots = ("sum_sq",)
+
+    def __init__(self, params, lr=0.01, eps=1e-6):
+        super().__init__(params)
+        self.lr, self.eps = lr, eps
+
+    def update(self, param, grad, sum_sq):
+        sum_sq += grad * grad
+        param -= self.lr * grad / backend.module_of(param).sqrt(sum_sq + self.eps)
+
+
+class AdaDelta(Optimizer):
+    """Zeiler 2012, Algorithm 1 (lr scales the step; 1 is the paper's rule):
+        E[g²] ← ρ E[g²] + (1 − ρ) g²
+        Δθ = −√(E[Δθ²] + ε) / √(E[g²] + ε) · g
+        E[Δθ²] ← ρ E[Δθ²] + (1 − ρ) Δθ²,   θ ← θ + lr · Δθ"""
+
+    slots = ("mean_sq_grad", "mean_sq_step")
+
+    def __init__(self, params, lr=1.0, rho=0.95, eps=1e-6):
+        super().__init__(params)
+        self.lr, self.rho, self.eps = lr, rho, eps
+
+    def update(self, param, grad, mean_sq_grad, mean_sq_step):
+        xp = backend.module_of(param)
+        mean_sq_grad *= self.rho
+        mean_sq_grad += (1 - self.rho) * grad * grad
+        step = -xp.sqrt(mean_sq_step + self.eps) / xp.sqrt(mean_sq_grad + self.eps) * grad
+        mean_sq_step *= self.rho
+        mean_sq_step += (1 - self.rho) * step * step
+        param += self.lr * step
+
+
+class Adam(Optimizer):
+    """Kingma & Ba 2015:
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
+        θ ← θ − η m̂ / (√v̂ + ε),  m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ), t counted from 1."""
+
+    slots = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(params)
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+
+    def update(self, param, grad, m, v):
+        t = self.t + 1
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        v *= self.beta2
+        v += (1 - self.beta2) * grad * grad
+        m_hat_scale = 1 / (1 - self.beta1 ** t)
+        v_hat_scale = 1 / (1 - self.beta2 ** t)
+        param -= self.lr * (m * m_hat_scale) / (backend.module_of(param).sqrt(v * v_hat_scale) + self.eps)
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "adadelta": AdaDelta, "adam": Adam}
+DEFAULT_LR = {"sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 1e-3}
+
+
+def make_optimizer(name, params, lr=None, decrease=0.0):
+    """The optimizer called `name` with the learning rate lr (its usual default when None)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {name!r}")
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "sgd":
+        return SGD(params, lr=lr, decrease=decrease)
+    return OPTIMIZERS[name](params, lr=lr)
