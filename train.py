@@ -215,6 +215,31 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, an unusable checkpoint); the message says what to do."""
 
 
+def train_one_epoch(model, optimizer, train_x, rng, batch_size, epoch):
+    """One pass over the training set in random minibatches; the mean training NLL.
+
+    Per minibatch: forward and backward, one optimizer step, then the next mask of the cycle. The
+    loss is summed on the device and read once at the end, so a GPU never waits for the host.
+    """
+    n_train = train_x.shape[0]
+    order = backend.to_device(rng.permutation(n_train), model.gpu)
+    total_loss = model.xp.zeros((), dtype=np.float64)
+    started = last_progress = time.perf_counter()
+    # A diverging run overflows before its loss turns NaN; train() reports that in one line after
+    # the epoch, so NumPy's own warnings would only be noise.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, n_train, batch_size):
+            batch = train_x[order[start:start + batch_size]]
+            loss, grads = model.nll_and_grads(batch)
+            optimizer.step(grads)
+            total_loss += loss * batch.shape[0]
+            model.next_mask()
+            if time.perf_counter() - last_progress > 5:
+                progress(epoch, start + batch.shape[0], n_train, started)
+                last_progress = time.perf_counter()
+    return float(total_loss) / n_train
+
+
 def evaluate_nll(model, x, n_masks, batch_size):
     """Per-example NLL (host float64 array) under the ensemble of masks 0 … n_masks−1."""
     log_p = model.log_prob(x, n_masks=n_masks, batch_size=batch_size)
@@ -313,7 +338,6 @@ def train(args):
         f"batch {args.batch_size}, masks {args.masks} ({args.shuffle}), {'GPU' if args.gpu else 'CPU'}")
     log(f"independent-pixel baseline: test NLL {data.independent_pixel_nll(splits['train'], splits['test']):.2f}")
 
-    xp = model.xp
     train_x, valid_x = (backend.to_device(splits[s], args.gpu, model.dtype) for s in ("train", "valid"))
     n_train = train_x.shape[0]
     model_path = os.path.join(args.out, "model.npz")
@@ -322,20 +346,7 @@ def train(args):
         while status["epoch"] < args.epochs and status["epochs_without_improvement"] < args.patience:
             epoch = status["epoch"] + 1
             started = time.perf_counter()
-            last_progress = started
-            order = backend.to_device(rng.permutation(n_train), args.gpu)
-            total_loss = xp.zeros((), dtype=np.float64)  # summed on the device; read once per epoch
-            for start in range(0, n_train, args.batch_size):
-                batch = train_x[order[start:start + args.batch_size]]
-                loss, grads = model.nll_and_grads(batch)
-                optimizer.step(grads)
-                total_loss += loss * batch.shape[0]
-                model.next_mask()
-                now = time.perf_counter()
-                if now - last_progress > 5:
-                    progress(epoch, start + batch.shape[0], n_train, started)
-                    last_progress = now
-            train_nll = float(total_loss) / n_train
+            train_nll = train_one_epoch(model, optimizer, train_x, rng, args.batch_size, epoch)
             train_time = time.perf_counter() - started
             if not math.isfinite(train_nll):
                 last = f"the last good checkpoint is {checkpoint_path} (epoch {status['epoch']})" \

@@ -1,0 +1,193 @@
+"""The model: whole-network gradients, the autoregressive property, masks, saving and loading."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from autograd import check_gradient
+from conftest import random_binary
+from made import MADE, CheckpointError, connected_pairs, input_degrees
+
+ARCHITECTURES = [[9], [9, 8], [9, 8, 7]]
+
+
+def check_model_gradients(model, x):
+    """Compare every parameter's gradient with finite differences, at a generic point: random
+    biases keep hidden units off relu's kink, where the derivative does not exist."""
+    rng = np.random.default_rng(0)
+    for name, param in model.params.items():
+        if name.startswith("b"):
+            param[...] = rng.uniform(0.1, 0.5, param.shape) * rng.choice([-1, 1], param.shape)
+    _, grads = model.loss_and_grads(x)
+    assert set(grads) == set(model.params)
+    for name, param in model.params.items():
+        error = check_gradient(lambda: model.loss_and_grads(x)[0], param, grads[name])
+        assert error < 1e-6, f"{name}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("hidden", ARCHITECTURES, ids=["1 layer", "2 layers", "3 layers"])
+@pytest.mark.parametrize("direct", [False, True], ids=["", "direct"])
+@pytest.mark.parametrize("cond_mask", [False, True], ids=["", "cond"])
+def test_model_gradients(hidden, direct, cond_mask):
+    model = MADE(6, hidden, activation="tanh", direct=direct, cond_mask=cond_mask, dtype="float64", seed=3)
+    check_model_gradients(model, random_binary((5, 6), seed=4))
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "softplus"])
+def test_model_gradients_each_activation(activation):
+    model = MADE(6, [9, 8], activation=activation, direct=True, dtype="float64", seed=5)
+    check_model_gradients(model, random_binary((5, 6), seed=6))
+
+
+@pytest.mark.parametrize("cond_mask", [False, True])
+def test_shallow_made_gradients(cond_mask):
+    model = MADE(6, [], direct=True, cond_mask=cond_mask, dtype="float64", seed=7)
+    check_model_gradients(model, random_binary((5, 6), seed=8))
+
+
+def test_orthogonal_init_gradients_and_orthogonality():
+    model = MADE(6, [9, 4], init="orthogonal", dtype="float64", seed=9)
+    check_model_gradients(model, random_binary((5, 6), seed=10))
+    w = model.params["W0"]  # (9, 6): orthonormal columns
+    np.testing.assert_allclose(w.T @ w, np.eye(6), atol=1e-12)
+    w = model.params["W1"]  # (4, 9): orthonormal rows
+    np.testing.assert_allclose(w @ w.T, np.eye(4), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# The autoregressive property
+
+
+def allowed_pairs(ordering):
+    """[d, j] = 1 when input j comes strictly before output d in the ordering."""
+    position = input_degrees(ordering)
+    return (position[:, None] > position[None, :]).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_changing_an_input_never_changes_earlier_outputs(seed):
+    rng = np.random.default_rng(seed)
+    n_in = int(rng.integers(2, 12))
+    hidden = [int(h) for h in rng.integers(1, 20, size=rng.integers(0, 4))]
+    model = MADE(n_in, hidden, direct=not hidden or bool(rng.integers(2)), cond_mask=bool(rng.integers(2)),
+                 activation=str(rng.choice(["relu", "tanh"])), dtype="float64", seed=seed)
+    # random weights and biases everywhere, so that no zero hides a connection
+    for param in model.params.values():
+        param[...] = rng.standard_normal(param.shape)
+    position = input_degrees(model.ordering)
+    x = random_binary((3, n_in), seed=seed)
+    logits = model.forward(x)
+    for d in range(n_in):
+        flipped = x.copy()
+        flipped[:, d] = 1 - flipped[:, d]
+        changed = np.any(model.forward(flipped) != logits, axis=0)
+        earlier_or_same = position <= position[d]
+        assert not changed[earlier_or_same].any(), f"input {d} changed an output at or before its position"
+    assert np.all(connected_pairs(model.masks, model.hidden_sizes, model.direct) <= allowed_pairs(model.ordering))
+
+
+@pytest.mark.parametrize("hidden", [[], [60], [60, 60], [60, 60, 60]])
+def test_masks_connect_exactly_the_allowed_pairs(hidden):
+    model = MADE(8, hidden, direct=not hidden, seed=11)
+    reach = connected_pairs(model.masks, model.hidden_sizes, model.direct)
+    np.testing.assert_array_equal(reach, allowed_pairs(model.ordering))
+
+
+def test_hidden_connectivity_is_in_the_papers_range():
+    model = MADE(10, [50, 50, 50], seed=12)
+    low = 0
+    for degrees in model.connectivity:
+        assert degrees.min() >= low and degrees.max() <= 10 - 2
+        low = degrees.min()
+
+
+def test_natural_and_given_orderings():
+    assert list(MADE(5, [8], ordering="natural").ordering) == [0, 1, 2, 3, 4]
+    assert list(MADE(5, [8], ordering=[4, 2, 0, 1, 3]).ordering) == [4, 2, 0, 1, 3]
+    with pytest.raises(ValueError, match="permutation"):
+        MADE(5, [8], ordering=[0, 0, 1, 2, 3])
+
+
+# ----------------------------------------------------------------------------------------------
+# Values
+
+
+@pytest.mark.parametrize("hidden,direct", [([7], False), ([7, 5], True), ([], True)])
+def test_zero_model_gives_d_log_2(hidden, direct):
+    model = MADE(6, hidden, direct=direct, dtype="float64")
+    for param in model.params.values():
+        param[...] = 0
+    log_p = model.log_prob(random_binary((4, 6)))
+    np.testing.assert_allclose(log_p, -6 * math.log(2), rtol=1e-14)
+
+
+def test_log_prob_is_a_normalised_distribution():
+    """Σ over all 2^D states of p(x) = 1: the model is an exact density, not an approximation."""
+    model = MADE(7, [12, 9], direct=True, cond_mask=True, dtype="float64", seed=13)
+    states = np.array(list(itertools.product([0, 1], repeat=7)), dtype=np.float64)
+    assert math.isclose(np.exp(model.log_prob(states)).sum(), 1.0, rel_tol=1e-12)
+
+
+def test_nll_finite_for_extreme_logits():
+    model = MADE(6, [7], direct=True)
+    model.params["b1"][:] = 1e4
+    model.params["b1"][::2] = -1e4
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        loss, grads = model.loss_and_grads(random_binary((4, 6)))
+    assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+def test_float32_by_default_and_no_upcast():
+    model = MADE(6, [7], direct=True, cond_mask=True)
+    x = random_binary((4, 6)).astype(np.float32)
+    assert all(p.dtype == np.float32 for p in model.params.values())
+    assert model.forward(x).dtype == np.float32
+    assert model.log_prob(x).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in model.loss_and_grads(x)[1].values())
+
+
+def test_changes_to_params_in_place_take_effect():
+    model = MADE(6, [7])
+    x = random_binary((4, 6))
+    before = model.log_prob(x).copy()
+    model.params["b1"] += 1.0
+    assert not np.array_equal(model.log_prob(x), before)
+
+
+def test_float32_model_agrees_with_float64():
+    model64 = MADE(20, [30, 30], direct=True, dtype="float64", seed=14)
+    model32 = MADE(20, [30, 30], direct=True, dtype="float32", seed=14)
+    x = random_binary((50, 20), seed=15)
+    np.testing.assert_allclose(model32.log_prob(x), model64.log_prob(x), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving and loading
+
+
+@pytest.mark.parametrize("options", [dict(hidden_sizes=[9, 8], direct=True, cond_mask=True, n_masks=4),
+                                     dict(hidden_sizes=[], direct=True, ordering="natural"),
+                                     dict(hidden_sizes=[5], activation="softplus", dtype="float64", n_masks=0)])
+def test_save_then_load_reproduces_log_prob_exactly(tmp_path, options):
+    model = MADE(6, seed=16, **options)
+    rng = np.random.default_rng(17)
+    for param in model.params.values():
+        param[...] += rng.standard_normal(param.shape)
+    model.next_mask()
+    model.next_mask()
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = MADE.load(path)
+    x = random_binary((9, 6), seed=18)
+    np.testing.assert_array_equal(loaded.log_prob(x), model.log_prob(x))
+    assert loaded.mask_index == model.mask_index and loaded.config == model.config
+    assert not list(tmp_path.glob("*.tmp")), "the temporary file of the atomic write stayed behind"
+
+
+def test_load_refuses_a_file_that_is_not_a_model(tmp_path, small_npz):
+    with pytest.raises(CheckpointError, match="not a MADE model"):
+        MADE.load(small_npz)
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        MADE.load(tmp_path / "junk.npz")
