@@ -122,9 +122,14 @@ ACTIVATIONS = {
 # takes log(0) and never overflows, whatever the size of a.
 
 
+def bernoulli_nll_per_variable(logits, x):
+    """−log p(x_d | x_<d) = softplus(a_d) − x_d a_d for every variable.  (N, D), (N, D) → (N, D)."""
+    return softplus(logits) - x * logits
+
+
 def bernoulli_nll(logits, x):
     """Per-example negative log-likelihood Σ_d softplus(a_d) − x_d a_d.  (N, D), (N, D) → (N,)."""
-    return (softplus(logits) - x * logits).sum(axis=1)
+    return bernoulli_nll_per_variable(logits, x).sum(axis=1)
 
 
 def bernoulli_nll_backward(logits, x):

@@ -208,6 +208,45 @@ def load(name_or_path, directory=None):
                     f"or the path of an .npz or NAME_train.amat file")
 
 
+def observed_mask(spec, shape, rng):
+    """Which values of an (N, D) array count as observed, as an (N, D) boolean array.
+
+    spec: 'top', 'bottom', 'left', 'right' (halves of square images), 'random:F' (each value
+    observed with probability F), or the path of a .npy of booleans or 0/1, shaped (D,) or (≥ N, D).
+    """
+    n, n_in = shape
+    if spec in ("top", "bottom", "left", "right"):
+        side = int(round(n_in ** 0.5))
+        if side * side != n_in:
+            raise DataError(f"--observe {spec} needs square images; {n_in} variables are not a square "
+                            f"(use random:F or a .npy file)")
+        rows, columns = np.divmod(np.arange(n_in), side)
+        half = side // 2
+        pattern = {"top": rows < half, "bottom": rows >= half, "left": columns < half, "right": columns >= half}[spec]
+        return np.broadcast_to(pattern, shape).copy()
+    if spec.startswith("random:"):
+        try:
+            fraction = float(spec[len("random:"):])
+        except ValueError:
+            fraction = -1.0
+        if not 0 <= fraction <= 1:
+            raise DataError(f"--observe {spec}: F must be a number between 0 and 1")
+        return rng.random(shape) < fraction
+    if spec.endswith(".npy"):
+        try:
+            pattern = np.load(spec, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{spec}: cannot read the observation mask ({error})") from None
+        if pattern.dtype.kind not in "biuf" or not np.isin(pattern, (0, 1)).all():
+            raise DataError(f"{spec}: an observation mask must hold booleans or 0/1")
+        if pattern.shape == (n_in,):
+            return np.broadcast_to(pattern.astype(bool), shape).copy()
+        if pattern.ndim == 2 and pattern.shape[1] == n_in and pattern.shape[0] >= n:
+            return pattern[:n].astype(bool)
+        raise DataError(f"{spec}: shape {pattern.shape} does not fit data of shape {shape}")
+    raise DataError(f"--observe {spec!r}: use top, bottom, left, right, random:F or a .npy file")
+
+
 def independent_pixel_nll(train, test):
     """The baseline every model must beat: test NLL of independent Bernoullis fitted on train (nats)."""
     p = np.clip(train.mean(axis=0, dtype=np.float64), 1e-6, 1 - 1e-6)

@@ -28,15 +28,16 @@ every minibatch). Mask k is a pure function of (seed, k), so any mask can be rec
 import numpy as np
 
 import backend
-from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, linear, linear_backward,
-                      log_mean_exp, mask_conditioning, mask_conditioning_backward, mask_weight)
+from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, bernoulli_nll_per_variable, linear,
+                      linear_backward, log_mean_exp, mask_conditioning, mask_conditioning_backward, mask_weight)
 
 SHUFFLES = ("full", "ordering", "connectivity", "once")
 INITS = ("uniform", "orthogonal")
 FORMAT = "made-npz-1"
 
-# Independent random streams derived from the seed: one for the weights, one per mask.
-_INIT_STREAM, _MASK_STREAM = 0, 1
+# Independent random streams derived from the seed: the weights, the masks of the cycle, and the
+# masks of orderings given from outside (completion). train.py draws minibatches from stream 2.
+_INIT_STREAM, _MASK_STREAM, _CUSTOM_MASK_STREAM = 0, 1, 3
 
 
 class CheckpointError(ValueError):
@@ -220,6 +221,18 @@ class MADE:
         self.ordering, self.connectivity = self.mask_spec(self.mask_index)
         self.masks = build_masks(self.ordering, self.connectivity, self.direct, self.xp, self.dtype)
 
+    def use_ordering(self, ordering, seed=0):
+        """A mask outside the cycle: the given ordering, with connectivity drawn from `seed`
+        (used for completion, where the observed values must come first). mask_index becomes None;
+        use_mask(k) returns to the cycle."""
+        ordering = np.asarray(ordering, dtype=np.int64)
+        if sorted(ordering.tolist()) != list(range(self.n_in)):
+            raise ValueError(f"ordering must be a permutation of range({self.n_in})")
+        rng = backend.random_generator([self.seed, _CUSTOM_MASK_STREAM, int(seed)])
+        self.mask_index = None
+        self.ordering, self.connectivity = ordering, sample_connectivity(self.n_in, self.hidden_sizes, rng)
+        self.masks = build_masks(self.ordering, self.connectivity, self.direct, self.xp, self.dtype)
+
     def next_mask(self):
         """Advance to the next mask of the cycle (called before every minibatch when training over masks)."""
         if self.n_masks == 1 or self.shuffle == "once":
@@ -233,7 +246,7 @@ class MADE:
         """x on the model's device in the model's dtype (no copy when it already is)."""
         return self.xp.asarray(x, dtype=self.dtype)
 
-    def _bias(self, name):
+    def bias_of(self, name):
         """Bias of the layer with weight `name`, plus its mask-conditioning term when enabled."""
         bias = self.params["b" + name[1:]]
         if self.cond_mask:
@@ -248,13 +261,13 @@ class MADE:
         layers, h = [], x
         for layer in range(len(self.hidden_sizes)):
             name = f"W{layer}"
-            z = linear(h, masked[name], self._bias(name))
+            z = linear(h, masked[name], self.bias_of(name))
             h_next = activate(z)
             layers.append((h, z, h_next))
             h = h_next
         output = f"W{len(self.hidden_sizes)}"
         if self.hidden_sizes:
-            logits = linear(h, masked[output], self._bias(output))
+            logits = linear(h, masked[output], self.bias_of(output))
             if self.direct:
                 logits += x @ masked["W_direct"].T
         else:  # the shallow MADE: the direct connection alone, with the output bias
@@ -334,6 +347,28 @@ class MADE:
             self.use_mask(current)
         return log_mean_exp(self.xp.stack(per_mask), axis=0)
 
+    def log_prob_observed(self, x, observed, seed=0, batch_size=1000):
+        """log p(x_O) of the observed values alone, (N,): exact under an ordering that puts the
+        observed variables first (their conditionals then involve nothing unobserved), summed over
+        their positions. observed: (N, D) or (D,) booleans. One ordering per distinct pattern,
+        drawn from `seed`; the current mask is restored afterwards."""
+        x = self._as_input(x)
+        observed = np.broadcast_to(np.asarray(backend.to_host(observed), dtype=bool), x.shape)
+        result = self.xp.zeros(x.shape[0], dtype=self.dtype)
+        current = self.mask_index
+        try:
+            for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
+                self.use_ordering(observed_first_ordering(pattern, backend.random_generator([seed, group])), seed)
+                rows_device = self.xp.asarray(rows)
+                for start in range(0, len(rows), batch_size):
+                    chunk = rows_device[start:start + batch_size]
+                    logits = self._forward(x[chunk])[0]
+                    per_variable = bernoulli_nll_per_variable(logits, x[chunk])
+                    result[chunk] = -per_variable[:, self.xp.asarray(np.flatnonzero(pattern))].sum(axis=1)
+        finally:
+            self.use_mask(current if current is not None else 0)
+        return result
+
     def _log_prob_current(self, x, batch_size):
         chunks = [-bernoulli_nll(self._forward(x[start:start + batch_size])[0], x[start:start + batch_size])
                   for start in range(0, x.shape[0], batch_size)]
@@ -343,6 +378,9 @@ class MADE:
 
     def state_arrays(self):
         """Everything that defines the model, as host arrays: weights, config, current mask."""
+        if self.mask_index is None:
+            raise ValueError("the model is under a custom ordering (use_ordering); select a mask of "
+                             "its cycle with use_mask(k) before saving")
         arrays = {f"param.{name}": backend.to_host(value) for name, value in self.params.items()}
         arrays["config"] = backend.json_array(dict(self.config, format=FORMAT))
         arrays["mask_index"] = np.array(self.mask_index)
@@ -392,6 +430,19 @@ class MADE:
             raise CheckpointError(f"{what}: mask_index must be a non-negative integer")
         model.use_mask(int(mask_index))
         return model
+
+
+def observed_first_ordering(observed, rng):
+    """An ordering with the observed variables first, each group in random order. observed: (D,) bool."""
+    observed = np.asarray(observed, dtype=bool)
+    return np.concatenate([rng.permutation(np.flatnonzero(observed)), rng.permutation(np.flatnonzero(~observed))])
+
+
+def group_by_pattern(observed):
+    """[(pattern (D,), row indices)] for each distinct row of a boolean (N, D) array, in first-seen order."""
+    patterns, first, inverse = np.unique(observed, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return [(patterns[i], np.flatnonzero(inverse == i)) for i in np.argsort(first)]
 
 
 def _cond_name(weight_name):

@@ -1,0 +1,234 @@
+"""Mask cycling, ensembles, the fast and naive samplers, completion, and the sample/evaluate CLIs."""
+import itertools
+import math
+import os
+
+import numpy as np
+import pytest
+
+import evaluate
+import sample as sampling
+from conftest import random_binary
+from made import MADE, input_degrees
+
+
+def randomised(model, seed=0, scale=1.0):
+    """Random weights and biases everywhere, so no zero hides a connection or a difference."""
+    rng = np.random.default_rng(seed)
+    for param in model.params.values():
+        param[...] = rng.standard_normal(param.shape) * scale
+    return model
+
+
+def all_states(n_in):
+    return np.array(list(itertools.product([0, 1], repeat=n_in)), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Masks and ensembles
+
+
+def test_ensemble_of_identical_masks_equals_one_mask():
+    model = randomised(MADE(7, [15, 12], direct=True, n_masks=5, shuffle="once", dtype="float64"))
+    x = random_binary((20, 7))
+    np.testing.assert_allclose(model.log_prob(x, n_masks=5), model.log_prob(x), rtol=1e-13)
+
+
+def test_ensemble_averages_probabilities_not_logits():
+    model = randomised(MADE(7, [15], n_masks=6, dtype="float64"))
+    x = random_binary((20, 7))
+    per_mask = []
+    for k in range(6):
+        model.use_mask(k)
+        per_mask.append(np.exp(model.log_prob(x).astype(np.longdouble)))
+    model.use_mask(0)
+    direct = np.log(np.mean(per_mask, axis=0)).astype(np.float64)
+    np.testing.assert_allclose(model.log_prob(x, n_masks=6), direct, rtol=1e-12)
+    assert model.mask_index == 0, "the ensemble must restore the current mask"
+    # and the ensemble is still a normalised distribution over all states
+    assert math.isclose(np.exp(model.log_prob(all_states(7), n_masks=6)).sum(), 1.0, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("shuffle,ordering_changes,connectivity_changes",
+                         [("full", True, True), ("ordering", True, False),
+                          ("connectivity", False, True), ("once", False, False)])
+def test_each_shuffle_kind_changes_what_it_should(shuffle, ordering_changes, connectivity_changes):
+    model = MADE(10, [20, 20], n_masks=4, shuffle=shuffle, seed=1)
+    first_ordering, first_connectivity = model.ordering.copy(), [c.copy() for c in model.connectivity]
+    for _ in range(3):
+        model.next_mask()
+        assert (not np.array_equal(model.ordering, first_ordering)) == ordering_changes
+        same = all(np.array_equal(a, b) for a, b in zip(model.connectivity, first_connectivity))
+        assert (not same) == connectivity_changes
+
+
+def test_use_mask_reproduces_mask_k_and_the_cycle_wraps():
+    model = MADE(10, [20], direct=True, n_masks=3, seed=2)
+    masks = []
+    for _ in range(3):
+        masks.append({name: m.copy() for name, m in model.masks.items()})
+        model.next_mask()
+    assert model.mask_index == 0, "after K steps the cycle is back at mask 0"
+    other = MADE(10, [20], direct=True, n_masks=3, seed=2)
+    for k in (2, 0, 1):
+        other.use_mask(k)
+        for name in masks[k]:
+            np.testing.assert_array_equal(other.masks[name], masks[k][name])
+    assert not np.array_equal(masks[0]["W0"], masks[1]["W0"])
+
+
+def test_infinite_masks_never_repeat():
+    model = MADE(12, [30], n_masks=0, seed=3)
+    orderings = set()
+    for _ in range(20):
+        orderings.add(tuple(model.ordering))
+        model.next_mask()
+    assert model.mask_index == 20 and len(orderings) == 20
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling
+
+
+OPTIONS = [dict(hidden_sizes=hidden, direct=direct, cond_mask=cond)
+           for hidden in ([17], [17, 13], [17, 13, 11]) for direct in (False, True) for cond in (False, True)]
+OPTIONS += [dict(hidden_sizes=[], direct=True, cond_mask=False), dict(hidden_sizes=[], direct=True, cond_mask=True)]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: f"{o['hidden_sizes']}{'+direct' * o['direct']}{'+cond' * o['cond_mask']}")
+def test_fast_sampler_equals_naive_sampler(options):
+    model = randomised(MADE(9, activation="tanh", dtype="float64", seed=4, **options), seed=5, scale=2.0)
+    uniforms = np.random.default_rng(6).random((300, 9))
+    fast = sampling.sample_fast(model, uniforms)
+    np.testing.assert_array_equal(fast, sampling.sample_naive(model, uniforms))
+    assert set(np.unique(fast)) <= {0.0, 1.0}
+
+
+def test_samplers_agree_in_float32_on_mnist_sized_models():
+    model = randomised(MADE(784, [50, 40], direct=True, seed=7), seed=8, scale=0.3)
+    uniforms = np.random.default_rng(9).random((5, 784)).astype(np.float32)
+    mismatches = (sampling.sample_fast(model, uniforms) != sampling.sample_naive(model, uniforms)).mean()
+    assert mismatches < 1e-3  # float32 sums in another order may flip a draw with u within 1e-7 of σ(a)
+
+
+def total_variation_bound(exact, n):
+    """E[TV] ≤ ½ Σ √(p(1 − p)/n) for n samples; TV moves by at most 1/n per sample, so by McDiarmid it
+    exceeds its mean by 0.02 with probability ≤ exp(−2 n 0.02²) = exp(−16) at n = 20 000."""
+    return 0.5 * np.sqrt(exact * (1 - exact) / n).sum() + 0.02
+
+
+def test_samples_follow_the_exact_distribution():
+    model = randomised(MADE(8, [20, 20], direct=True, cond_mask=True, dtype="float64", seed=10), seed=11, scale=1.5)
+    states = all_states(8)
+    exact = np.exp(model.log_prob(states))
+    samples = sampling.sample(model, 20000, seed=12)
+    index = (samples @ (2 ** np.arange(7, -1, -1))).astype(int)  # row of `states` for each sample
+    empirical = np.bincount(index, minlength=256) / 20000
+    bound = total_variation_bound(exact, 20000)
+    assert 0.5 * np.abs(empirical - exact).sum() < bound
+    # the bound has power: the samples of a different model of the same shape are far outside it
+    other = np.exp(randomised(MADE(8, [20, 20], dtype="float64", seed=13), seed=14, scale=1.5).log_prob(states))
+    assert 0.5 * np.abs(empirical - other).sum() > 2 * bound
+
+
+def test_sample_is_reproducible_from_the_seed_and_uses_the_current_mask():
+    model = randomised(MADE(10, [20], n_masks=3, seed=15), seed=16)
+    first = sampling.sample(model, 50, seed=1)
+    np.testing.assert_array_equal(first, sampling.sample(model, 50, seed=1))
+    model.use_mask(2)
+    assert not np.array_equal(first, sampling.sample(model, 50, seed=1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Completion
+
+
+def test_completion_keeps_observed_values_and_restores_the_mask():
+    model = randomised(MADE(16, [30], n_masks=4, seed=17), seed=18)
+    model.use_mask(1)
+    x = random_binary((6, 16), seed=19)
+    observed = np.random.default_rng(20).random((6, 16)) < 0.5
+    filled = sampling.complete(model, x, observed, n=4, seed=21)
+    assert filled.shape == (6, 4, 16)
+    assert np.all(filled[:, :, :][np.broadcast_to(observed[:, None], filled.shape)]
+                  == np.broadcast_to(x[:, None], filled.shape)[np.broadcast_to(observed[:, None], filled.shape)])
+    assert model.mask_index == 1
+
+
+def test_completion_matches_the_exact_conditional():
+    model = randomised(MADE(7, [20, 20], direct=True, dtype="float64", seed=22), seed=23, scale=1.5)
+    x = np.array([[1, 0, 0, 1, 0, 1, 1]], dtype=np.float64)
+    observed = np.array([True, False, True, False, False, True, False])
+    filled = sampling.complete(model, x, observed, n=20000, seed=24)[0]
+    # the completion's model: the ordering and connectivity complete() used for this pattern
+    from made import observed_first_ordering
+    import backend
+    model.use_ordering(observed_first_ordering(observed, backend.random_generator([24, 0])), seed=24)
+    states = all_states(7)
+    consistent = np.all(states[:, observed] == x[0, observed], axis=1)
+    joint = np.exp(model.log_prob(states[consistent]))
+    exact = joint / joint.sum()  # p(x_U | x_O) over the 16 completions
+    index = {tuple(s): i for i, s in enumerate(states[consistent])}
+    empirical = np.bincount([index[tuple(row)] for row in filled], minlength=len(exact)) / 20000
+    assert 0.5 * np.abs(empirical - exact).sum() < total_variation_bound(exact, 20000)
+    # log p(x_O) under the same ordering is the marginal: Σ over completions of p(x_O, x_U)
+    model.use_mask(0)
+    log_marginal = model.log_prob_observed(x, observed, seed=24)[0]
+    assert math.isclose(log_marginal, math.log(joint.sum()), rel_tol=1e-12)
+
+
+def test_fast_and_naive_completion_agree():
+    model = randomised(MADE(12, [25, 25], direct=True, dtype="float64", seed=25), seed=26)
+    x = random_binary((5, 12), seed=27)
+    observed = np.arange(12) < 5
+    np.testing.assert_array_equal(sampling.complete(model, x, observed, n=3, seed=28),
+                                  sampling.complete(model, x, observed, n=3, seed=28, method="naive"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Command lines on a small trained run
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    import train
+    folder = tmp_path_factory.mktemp("run")
+    rng = np.random.default_rng(0)
+    splits = [(rng.random((n, 16)) < 0.3).astype(np.float32) for n in (300, 50, 50)]
+    path = str(folder / "squares.npz")
+    np.savez(path, train_data=splits[0], valid_data=splits[1], test_data=splits[2])
+    assert train.main(["--dataset", path, "--hidden", "20", "--masks", "4", "--epochs", "2",
+                       "--out", str(folder / "run")]) == 0
+    return str(folder / "run")
+
+
+def test_sample_cli_writes_a_grid_and_the_samples(small_run, tmp_path):
+    out = tmp_path / "s.png"
+    assert sampling.main([small_run, "--n", "20", "--out", str(out)]) == 0
+    assert out.exists() and np.load(tmp_path / "s.npy").shape == (20, 16)
+
+
+def test_sample_cli_completes_from_the_top(small_run, tmp_path, capsys):
+    out = tmp_path / "c.png"
+    assert sampling.main([small_run, "--complete", "--observe", "top", "--examples", "3", "--completions", "2",
+                          "--out", str(out)]) == 0
+    filled = np.load(tmp_path / "c.npy")
+    assert filled.shape == (3, 2, 16) and out.exists()
+    assert "warning" not in capsys.readouterr().err  # trained with --masks 4: orderings vary
+
+
+def test_evaluate_cli_reports_nll_and_per_example_scores(small_run, tmp_path, capsys):
+    csv = tmp_path / "scores.csv"
+    assert evaluate.main([small_run, "--per-example", str(csv)]) == 0
+    assert "4-mask ensemble" in capsys.readouterr().out
+    rows = csv.read_text().splitlines()
+    assert rows[0] == "index,log_prob" and len(rows) == 51
+    assert evaluate.main([small_run, "--observe", "random:0.5"]) == 0
+    assert evaluate.main([small_run, "--observe", "left"]) == 0
+
+
+def test_evaluate_refuses_data_of_another_width(small_run, tmp_path, capsys):
+    path = str(tmp_path / "wide.npz")
+    np.savez(path, **{f"{s}_data": np.zeros((4, 9)) for s in ("train", "valid", "test")})
+    assert evaluate.main([small_run, "--dataset", path]) == 2
+    assert "9 variables" in capsys.readouterr().err
