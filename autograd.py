@@ -137,6 +137,23 @@ def bernoulli_nll_backward(logits, x):
     return sigmoid(logits) - x
 
 
+def bernoulli_nll_and_backward(logits, x):
+    """Both of the above in one pass over the logits, sharing e = exp(−|a|) (the training step
+    needs both, and the exponential is the costly part):
+        softplus(a) = max(a, 0) + log(1 + e),   σ(a) = (1 if a ≥ 0 else e) / (1 + e).
+    (N, D), (N, D) → per-example NLL (N,), gradient (N, D)."""
+    xp = module_of(logits)
+    e = xp.exp(-abs(logits))
+    one_plus_e = 1 + e
+    nll = xp.maximum(logits, 0)
+    nll += xp.log1p(e)
+    nll -= x * logits
+    grad = xp.where(logits >= 0, 1, e)
+    grad /= one_plus_e
+    grad -= x
+    return nll.sum(axis=1), grad
+
+
 def log_mean_exp(values, axis):
     """log((1/K) Σ_k exp(v_k)) along axis, stably: m + log(mean(exp(v − m))) with m = max v.
 

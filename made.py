@@ -28,10 +28,11 @@ every minibatch). Mask k is a pure function of (seed, k), so any mask can be rec
 import numpy as np
 
 import backend
-from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, bernoulli_nll_per_variable, linear,
+from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_and_backward, bernoulli_nll_per_variable, linear,
                       linear_backward, log_mean_exp, mask_conditioning, mask_conditioning_backward, mask_weight)
 
 SHUFFLES = ("full", "ordering", "connectivity", "once")
+MASK_CACHE_BYTES = 256 * 2 ** 20  # keep a cycle's masks when they fit in this much memory
 INITS = ("uniform", "orthogonal")
 FORMAT = "made-npz-1"
 
@@ -158,6 +159,7 @@ class MADE:
         self.xp = backend.array_module(gpu)
         self.params = self._init_params(init)
         self._base_spec = self._draw_base_spec()
+        self._mask_cache = {}
         self.use_mask(0)
 
     # -- parameters and masks -----------------------------------------------------------------
@@ -216,10 +218,20 @@ class MADE:
         return ordering, sample_connectivity(self.n_in, self.hidden_sizes, rng)
 
     def use_mask(self, k):
-        """Select mask k of the cycle (any k ≥ 0 when n_masks is 0): rebuild the masks once."""
+        """Select mask k of the cycle (any k ≥ 0 when n_masks is 0).
+
+        Building a mask costs a comparison per weight; when the whole cycle fits in
+        MASK_CACHE_BYTES each mask is built once and kept, so cycling through K masks every
+        minibatch costs nothing after the first K minibatches."""
         self.mask_index = int(k)
+        if self.mask_index in self._mask_cache:
+            self.ordering, self.connectivity, self.masks = self._mask_cache[self.mask_index]
+            return
         self.ordering, self.connectivity = self.mask_spec(self.mask_index)
         self.masks = build_masks(self.ordering, self.connectivity, self.direct, self.xp, self.dtype)
+        mask_bytes = sum(m.nbytes for m in self.masks.values())
+        if 1 < self.n_masks and self.n_masks * mask_bytes <= MASK_CACHE_BYTES and self.shuffle != "once":
+            self._mask_cache[self.mask_index] = (self.ordering, self.connectivity, self.masks)
 
     def use_ordering(self, ordering, seed=0):
         """A mask outside the cycle: the given ordering, with connectivity drawn from `seed`
@@ -253,11 +265,15 @@ class MADE:
             bias = bias + mask_conditioning(self.params[_cond_name(name)], self.masks[name])
         return bias
 
-    def _forward(self, x):
+    def masked_weights(self):
+        """W ⊙ M for every masked weight: computed once per minibatch (or per evaluation)."""
+        return {name: mask_weight(self.params[name], self.masks[name]) for name in self.masks}
+
+    def _forward(self, x, masked=None):
         """Logits (N, D) and what the backward pass needs: the masked weights and each hidden
         layer's (input, pre-activation, output)."""
         activate = ACTIVATIONS[self.activation][0]
-        masked = {name: mask_weight(self.params[name], self.masks[name]) for name in self.masks}
+        masked = self.masked_weights() if masked is None else masked
         layers, h = [], x
         for layer in range(len(self.hidden_sizes)):
             name = f"W{layer}"
@@ -285,15 +301,15 @@ class MADE:
         never waits for the host) and its gradient for every parameter.
 
         Backpropagation, top to bottom:
-            ∂L/∂a = (σ(a) − x) / N                    the loss's gradient (autograd.bernoulli_nll_backward)
+            ∂L/∂a = (σ(a) − x) / N                    the loss's gradient (autograd.bernoulli_nll_and_backward)
             output layer and direct connection:      autograd.linear_backward
             ∂L/∂z_l = f'(z_l) ⊙ ∂L/∂h_l               the activation's backward
             hidden layer l:                           autograd.linear_backward, down to layer 0
         """
         x = self._as_input(x)
         logits, masked, layers = self._forward(x)
-        loss = bernoulli_nll(logits, x).mean()
-        grad_logits = bernoulli_nll_backward(logits, x)
+        nll, grad_logits = bernoulli_nll_and_backward(logits, x)
+        loss = nll.mean()
         grad_logits /= x.shape[0]
         grads = {}
 
@@ -360,9 +376,10 @@ class MADE:
             for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
                 self.use_ordering(observed_first_ordering(pattern, backend.random_generator([seed, group])), seed)
                 rows_device = self.xp.asarray(rows)
+                masked = self.masked_weights()
                 for start in range(0, len(rows), batch_size):
                     chunk = rows_device[start:start + batch_size]
-                    logits = self._forward(x[chunk])[0]
+                    logits = self._forward(x[chunk], masked)[0]
                     per_variable = bernoulli_nll_per_variable(logits, x[chunk])
                     result[chunk] = -per_variable[:, self.xp.asarray(np.flatnonzero(pattern))].sum(axis=1)
         finally:
@@ -370,7 +387,8 @@ class MADE:
         return result
 
     def _log_prob_current(self, x, batch_size):
-        chunks = [-bernoulli_nll(self._forward(x[start:start + batch_size])[0], x[start:start + batch_size])
+        masked = self.masked_weights()
+        chunks = [-bernoulli_nll(self._forward(x[start:start + batch_size], masked)[0], x[start:start + batch_size])
                   for start in range(0, x.shape[0], batch_size)]
         return self.xp.concatenate(chunks) if chunks else self.xp.zeros(0, dtype=self.dtype)
 

@@ -7,6 +7,8 @@
 Each rule keeps its per-parameter state in named slots (arrays shaped like the parameters) and a
 step counter t; state_dict() returns all of it as arrays so a checkpoint resumes exactly.
 """
+import math
+
 import numpy as np
 
 import backend
@@ -62,23 +64,32 @@ class SGD(Optimizer):
         self.lr, self.decrease = lr, decrease
 
     def update(self, param, grad):
-        param -= (self.lr / (1 + self.decrease * self.t)) * grad
+        step = grad * (self.lr / (1 + self.decrease * self.t))
+        param -= step
 
 
 class AdaGrad(Optimizer):
     """Duchi et al. 2011, as in the MADE authors' code:
         G ← G + g²,   θ ← θ − η g / √(G + ε)
-    Each weight's step shrinks with the gradient it has already seen."""
+    Each weight's step shrinks with the gradient it has already seen. The slot holds G + ε (it
+    starts at ε), which saves one pass over the weights per step."""
 
     slots = ("sum_sq",)
 
     def __init__(self, params, lr=0.01, eps=1e-6):
         super().__init__(params)
         self.lr, self.eps = lr, eps
+        for sum_sq in self.state["sum_sq"].values():
+            sum_sq += eps
 
     def update(self, param, grad, sum_sq):
-        sum_sq += grad * grad
-        param -= self.lr * grad / backend.module_of(param).sqrt(sum_sq + self.eps)
+        xp = backend.module_of(param)
+        scratch = grad * grad
+        sum_sq += scratch                        # G + ε ← G + ε + g²
+        xp.sqrt(sum_sq, out=scratch)
+        xp.divide(grad, scratch, out=scratch)    # g / √(G + ε)
+        scratch *= self.lr
+        param -= scratch
 
 
 class AdaDelta(Optimizer):
@@ -96,11 +107,20 @@ class AdaDelta(Optimizer):
     def update(self, param, grad, mean_sq_grad, mean_sq_step):
         xp = backend.module_of(param)
         mean_sq_grad *= self.rho
-        mean_sq_grad += (1 - self.rho) * grad * grad
-        step = -xp.sqrt(mean_sq_step + self.eps) / xp.sqrt(mean_sq_grad + self.eps) * grad
+        scratch = grad * grad
+        scratch *= 1 - self.rho
+        mean_sq_grad += scratch                  # E[g²]
+        step = xp.sqrt(mean_sq_step + self.eps)
+        xp.sqrt(mean_sq_grad + self.eps, out=scratch)
+        step /= scratch
+        step *= grad
+        step = -step                             # Δθ = −√(E[Δθ²] + ε) / √(E[g²] + ε) · g
         mean_sq_step *= self.rho
-        mean_sq_step += (1 - self.rho) * step * step
-        param += self.lr * step
+        xp.multiply(step, step, out=scratch)
+        scratch *= 1 - self.rho
+        mean_sq_step += scratch                  # E[Δθ²]
+        step *= self.lr
+        param += step
 
 
 class Adam(Optimizer):
@@ -115,14 +135,20 @@ class Adam(Optimizer):
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
 
     def update(self, param, grad, m, v):
-        t = self.t + 1
+        xp, t = backend.module_of(param), self.t + 1
         m *= self.beta1
-        m += (1 - self.beta1) * grad
+        scratch = grad * (1 - self.beta1)
+        m += scratch                                         # m
         v *= self.beta2
-        v += (1 - self.beta2) * grad * grad
-        m_hat_scale = 1 / (1 - self.beta1 ** t)
-        v_hat_scale = 1 / (1 - self.beta2 ** t)
-        param -= self.lr * (m * m_hat_scale) / (backend.module_of(param).sqrt(v * v_hat_scale) + self.eps)
+        xp.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.beta2
+        v += scratch                                         # v
+        xp.sqrt(v, out=scratch)
+        scratch *= 1 / math.sqrt(1 - self.beta2 ** t)       # √v̂
+        scratch += self.eps
+        xp.divide(m, scratch, out=scratch)
+        scratch *= self.lr / (1 - self.beta1 ** t)           # η m̂ / (√v̂ + ε)
+        param -= scratch
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "adadelta": AdaDelta, "adam": Adam}

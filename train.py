@@ -215,7 +215,7 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, an unusable checkpoint); the message says what to do."""
 
 
-def train_one_epoch(model, optimizer, train_x, rng, batch_size, epoch):
+def train_one_epoch(model, optimizer, train_x, rng, batch_size, epoch, quiet=False):
     """One pass over the training set in random minibatches; the mean training NLL.
 
     Per minibatch: forward and backward, one optimizer step, then the next mask of the cycle. The
@@ -234,7 +234,7 @@ def train_one_epoch(model, optimizer, train_x, rng, batch_size, epoch):
             optimizer.step(grads)
             total_loss += loss * batch.shape[0]
             model.next_mask()
-            if time.perf_counter() - last_progress > 5:
+            if not quiet and time.perf_counter() - last_progress > 5:
                 progress(epoch, start + batch.shape[0], n_train, started)
                 last_progress = time.perf_counter()
     return float(total_loss) / n_train

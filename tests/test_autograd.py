@@ -65,6 +65,16 @@ def test_bernoulli_nll_value_and_backward():
     assert check_gradient(lambda: autograd.bernoulli_nll(logits, x).sum(), logits, grad) < TOLERANCE
 
 
+@pytest.mark.parametrize("scale", [1.0, 50.0, 1e4])
+def test_fused_loss_and_gradient_match_the_separate_ones(scale):
+    rng = np.random.default_rng(7)
+    logits = rng.standard_normal((6, 9)) * scale
+    x = (rng.random((6, 9)) < 0.5).astype(np.float64)
+    nll, grad = autograd.bernoulli_nll_and_backward(logits, x)
+    np.testing.assert_allclose(nll, autograd.bernoulli_nll(logits, x), rtol=1e-14)
+    np.testing.assert_allclose(grad, autograd.bernoulli_nll_backward(logits, x), rtol=1e-14, atol=1e-300)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_loss_is_finite_and_right_for_extreme_logits(dtype):
     logits = np.array([[1e4, -1e4, 1e4, -1e4, 80.0, -80.0]], dtype=dtype)

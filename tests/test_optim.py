@@ -31,7 +31,7 @@ def test_adagrad():
     second = -1.0 - 0.1 * -2.0 / math.sqrt(4.0 + 1e-6)
     expected = [first - 0.1 * 1.0 / math.sqrt(1.25 + 1e-6), second - 0.1 * 1.0 / math.sqrt(5.0 + 1e-6)]
     np.testing.assert_allclose(theta, expected, rtol=1e-14)
-    np.testing.assert_allclose(optimizer.state["sum_sq"]["theta"], [1.25, 5.0])
+    np.testing.assert_allclose(optimizer.state["sum_sq"]["theta"], [1.25 + 1e-6, 5.0 + 1e-6], rtol=1e-15)  # G + ε
 
 
 def test_adadelta():

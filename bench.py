@@ -1,0 +1,174 @@
+"""Speed of this MADE, measured: training, evaluation, sampling, memory, and the GEMM floor.
+
+    python bench.py                 # the full table on this machine (about a minute on 2 cores)
+    python bench.py --gpu           # the same through CuPy
+    python bench.py --json out.json # also the numbers for machines
+    python bench.py --quick         # a smoke run on small sizes (what the tests call)
+
+Every training figure is also shown as a multiple of its floor: the time of the bare float32 matrix
+products one epoch needs (three forward, and per layer two backward, the first layer's input
+gradient excepted), with nothing else. MNIST's shape is used (784 inputs, 50 000 training
+examples); the real data when $MADE_DATA_DIR has it, else random 0/1 data of that shape.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+
+import backend
+import data
+import optim
+from made import MADE
+from sample import sample
+from train import train_one_epoch
+
+
+def timed(function, gpu, repeat=3):
+    """Fewest seconds of `repeat` calls after one warm-up call (device work included).
+
+    The minimum, not the mean: on a shared machine the slow repeats measure the neighbours."""
+    function()
+    backend.synchronize(gpu)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        backend.synchronize(gpu)
+        times.append(time.perf_counter() - started)
+    return float(min(times))
+
+
+def gemm_floor(n_in, hidden, n_train, batch_size, gpu, repeat, dtype="float32"):
+    """Seconds of one epoch's matrix products alone: per minibatch, a forward product per layer,
+    and backward a weight-gradient product per layer plus an input-gradient product for every
+    layer but the first (the data needs no gradient)."""
+    xp = backend.array_module(gpu)
+    rng = np.random.default_rng(0)
+    sizes = [n_in] + hidden + [n_in]
+    weights = [xp.asarray(rng.standard_normal((sizes[i + 1], sizes[i])), dtype=dtype) for i in range(len(sizes) - 1)]
+    activations = [xp.asarray(rng.random((batch_size, s)), dtype=dtype) for s in sizes]
+    n_batches = n_train // batch_size
+
+    def epoch():
+        for _ in range(n_batches):
+            for i, w in enumerate(weights):
+                activations[i] @ w.T                  # forward
+                activations[i + 1].T @ activations[i]  # weight gradient
+                if i > 0:
+                    activations[i + 1] @ w           # input gradient
+    return timed(epoch, gpu, repeat)
+
+
+def training_epoch(x, hidden, n_masks, gpu, repeat, optimizer="adagrad", batch_size=100):
+    """Seconds of one training epoch exactly as train.py runs it (after a warm-up epoch)."""
+    model = MADE(x.shape[1], hidden, n_masks=n_masks, seed=0, gpu=gpu)
+    opt = optim.make_optimizer(optimizer, model.params)
+    rng = backend.random_generator(0)
+    return timed(lambda: train_one_epoch(model, opt, x, rng, batch_size, epoch=0, quiet=True), gpu, repeat)
+
+
+def evaluation_rate(x, hidden, n_masks, gpu, batch_size=1000):
+    """Examples per second of log_prob at the given batch size (ensemble of n_masks masks)."""
+    model = MADE(x.shape[1], hidden, n_masks=max(n_masks, 1), seed=0, gpu=gpu)
+    seconds = timed(lambda: model.log_prob(x, n_masks=n_masks, batch_size=batch_size), gpu)
+    return x.shape[0] / seconds
+
+
+def sampling_time(n_in, hidden, n, method, gpu):
+    model = MADE(n_in, hidden, seed=0, gpu=gpu)
+    return timed(lambda: sample(model, n, seed=0, method=method), gpu, repeat=1 if method == "naive" else 3)
+
+
+def peak_memory_mb(gpu):
+    if gpu:
+        pool = backend.array_module(True).get_default_memory_pool()
+        return pool.total_bytes() / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def load_inputs(quick, gpu):
+    """(training array on the device, a description): MNIST when available, else random 0/1."""
+    if quick:
+        return backend.to_device((np.random.default_rng(0).random((2000, 64)) < 0.3).astype(np.float32), gpu), "random 2000x64"
+    try:
+        splits = data.load("binarized_mnist") if os.environ.get("MADE_DATA_DIR") else None
+    except data.DataError:
+        splits = None
+    if splits is None:
+        return backend.to_device((np.random.default_rng(0).random((50000, 784)) < 0.13).astype(np.float32), gpu), \
+            "random 0/1 of MNIST's shape"
+    return backend.to_device(splits["train"], gpu), "binarized MNIST"
+
+
+def run(quick, gpu):
+    x, source = load_inputs(quick, gpu)
+    repeat = 1 if quick else 3
+    n_train, n_in = x.shape
+    one, two = ([32], [32, 32]) if quick else ([500], [500, 500])
+    eval_x = x[: 1000 if quick else 10000]
+    rows = []
+
+    def add(what, value, unit, floor=None):
+        rows.append({"what": what, "value": value, "unit": unit, "floor": floor})
+
+    for hidden in (one, two):
+        name = "-".join(str(s) for s in [n_in] + hidden + [n_in])
+        floor = gemm_floor(n_in, hidden, n_train, 100, gpu, repeat)
+        add(f"GEMM floor, {name}, one epoch", floor, "s")
+        for n_masks, label in ((1, "1 mask"), (32, "32 masks, resampled every minibatch")):
+            seconds = training_epoch(x, hidden, n_masks, gpu, repeat)
+            add(f"train {name}, batch 100, {label}", seconds, "s/epoch", floor)
+            add(f"  = examples/s", n_train / seconds, "ex/s")
+    for n_masks in (1, 32):
+        add(f"evaluate {n_in}-{one[0]}-{n_in}, batch 1000, {n_masks}-mask ensemble",
+            evaluation_rate(eval_x, one, n_masks, gpu), "ex/s")
+    for n in ((10, 50) if quick else (100, 1000)):
+        for method in ("fast", "naive"):
+            add(f"sample {n} ({method}), {n_in}-{one[0]}-{n_in}", sampling_time(n_in, one, n, method, gpu), "s")
+    add("peak memory" + (" (device pool)" if gpu else " (resident)"), peak_memory_mb(gpu), "MiB")
+    return rows, source
+
+
+def machine(gpu):
+    info = {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    if gpu:
+        cupy = backend.array_module(True)
+        info["cupy"] = cupy.__version__
+        info["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Measure the speed of this MADE (training, evaluation, sampling).")
+    parser.add_argument("--gpu", action="store_true", help="measure the CuPy path on a CUDA GPU")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
+    parser.add_argument("--json", metavar="FILE", default=None, help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    try:
+        backend.array_module(args.gpu)
+    except backend.GPUUnavailable as error:
+        print(f"bench.py: error: {error}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    rows, source = run(args.quick, args.gpu)
+    print(f"MADE benchmark on {'GPU' if args.gpu else 'CPU'} ({source}; {time.strftime('%Y-%m-%d')})")
+    for row in rows:
+        ratio = f"  ({row['value'] / row['floor']:.2f} x GEMM floor)" if row["floor"] else ""
+        value = f"{row['value']:,.0f}" if row["value"] >= 1000 else f"{row['value']:.3f}"
+        print(f"  {row['what']:<62} {value:>12} {row['unit']}{ratio}")
+    print(f"({time.perf_counter() - started:.0f} s in all)")
+    if args.json:
+        with backend.atomic_write(args.json, "w") as file:
+            json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": args.gpu, "quick": args.quick, "data": source,
+                       "machine": machine(args.gpu), "rows": rows}, file, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
