@@ -9,9 +9,11 @@ code as the CPU path. Nothing else in the project imports cupy.
 """
 import json
 import os
+import struct
 import tempfile
 import warnings
 import zipfile
+import zlib
 from contextlib import contextmanager
 
 import numpy as np
@@ -147,26 +149,59 @@ def save_npz(path, arrays):
 
 
 def read_npz(path):
-    """All arrays of an .npz file as a dict, refusing pickled objects; any failure is FileFormatError."""
+    """All arrays of an .npz file as a dict; any failure is a FileFormatError naming the file.
+
+    Before NumPy reads an array, its header is checked against the archive: the bytes it claims
+    must be there (so a tampered header cannot make us allocate terabytes) and it must not hold
+    Python objects (which NumPy could only read by unpickling; allow_pickle stays False anyway).
+    """
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), open(path, "rb") as file:
             # The authors' UCI files were written by Python 2; NumPy reads them fine but warns.
             warnings.filterwarnings("ignore", message=".*created on Python 2")
-            with open(path, "rb") as file:
-                archive = np.load(file, allow_pickle=False)
-                if not isinstance(archive, np.lib.npyio.NpzFile):
-                    raise FileFormatError(f"{path}: not an .npz archive (a single .npy array?)")
+            if file.read(4) != b"PK\x03\x04":
+                raise FileFormatError(f"{path}: not an .npz archive")
+            file.seek(0)
+            with zipfile.ZipFile(file) as archive:
+                for info in archive.infolist():
+                    _check_member(archive, info, os.path.getsize(path), path)
+            file.seek(0)
+            with np.load(file, allow_pickle=False) as archive:
                 return {name: archive[name] for name in archive.files}
     except FileFormatError:
         raise
     except FileNotFoundError:
         raise FileFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{path}: is a folder, not a file") from None
     except ValueError as error:
         if "pickle" in str(error).lower():
             raise FileFormatError(f"{path}: holds Python objects (pickles), which are refused") from None
         raise FileFormatError(f"{path}: not a readable .npz file ({error})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise FileFormatError(f"{path}: truncated or corrupt .npz file ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, struct.error, zlib.error, OverflowError,
+            MemoryError, NotImplementedError) as error:
+        raise FileFormatError(f"{path}: truncated or corrupt .npz file ({type(error).__name__}: {error})") from None
+
+
+def _check_member(archive, info, archive_bytes, path):
+    """Refuse a member whose .npy header is unreadable, holds objects, or claims more bytes than exist."""
+    if not info.filename.endswith(".npy"):
+        raise FileFormatError(f"{path}: unexpected member {info.filename!r} (an .npz holds only .npy arrays)")
+    stored_limit = archive_bytes if info.compress_type == zipfile.ZIP_STORED else 1000 * max(info.compress_size, 1)
+    if info.compress_size > archive_bytes or info.file_size > stored_limit:
+        raise FileFormatError(f"{path}: member {info.filename!r} claims more bytes than the file holds")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise FileFormatError(f"{path}: member {info.filename!r} has an unsupported .npy version {version}")
+        if dtype.hasobject:
+            raise FileFormatError(f"{path}: holds Python objects (pickles), which are refused")
+        if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+            raise FileFormatError(f"{path}: member {info.filename!r} is shorter than its header says (truncated)")
 
 
 def json_array(value):

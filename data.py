@@ -166,10 +166,13 @@ def _is_number(token):
 def validate(splits, source):
     """Check every split is a non-empty 2-D array of finite 0/1 values, all of one width.
 
-    Returns the splits as float32 arrays; raises DataError naming source, split, row and column.
+    source: the file's name, or a dict split → file name when each split has its own file.
+    Returns the splits as float32 arrays; raises DataError naming file, split, row and column.
     """
     checked = {}
+    sources = source if isinstance(source, dict) else dict.fromkeys(SPLITS, source)
     for split in SPLITS:
+        source = sources[split]
         array = np.asarray(splits[split])
         if array.dtype.kind not in "biuf":
             raise DataError(f"{source}: split '{split}' has dtype {array.dtype}; MADE data must be numbers 0/1")
@@ -180,12 +183,12 @@ def validate(splits, source):
         bad = ~((array == 0) | (array == 1))  # NaN and inf fail both tests
         if bad.any():
             row, column = np.argwhere(bad)[0]
-            raise DataError(f"{source}: split '{split}' row {row} column {column} is {array[row, column]!r}; "
+            raise DataError(f"{source}: split '{split}' row {row} column {column} is {array[row, column].item()!r}; "
                             f"MADE data must be 0 or 1")
         checked[split] = array.astype(np.float32, copy=False)
     widths = {split: array.shape[1] for split, array in checked.items()}
     if len(set(widths.values())) > 1:
-        raise DataError(f"{source}: the splits have different widths {widths}")
+        raise DataError(f"{sources['train']}: the splits have different widths {widths}")
     return checked
 
 
@@ -199,7 +202,7 @@ def load(name_or_path, directory=None):
     path = os.path.expanduser(name_or_path)
     if path.endswith(".amat"):
         paths = amat_paths(path)
-        return validate({split: read_amat(p, split) for split, p in paths.items()}, path)
+        return validate({split: read_amat(p, split) for split, p in paths.items()}, paths)
     if path.endswith(".npz") or os.path.exists(path):
         if not os.path.exists(path):
             raise DataError(f"{path}: no such file")

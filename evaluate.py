@@ -52,10 +52,10 @@ def main(argv=None):
         model, splits, config = load_run(args.run_dir, args.gpu, args.dataset, args.data_dir)
         x = backend.to_device(splits[args.split], args.gpu, model.dtype)
         if args.observe:
+            observed = data.observed_mask(args.observe, x.shape, backend.random_generator([args.seed, 3]))
             if trained_on_one_ordering(model):
                 print("evaluate.py: warning: the model was trained on one ordering; log p(x_O) under an "
                       "ordering with the observed values first is outside what it learned", file=sys.stderr)
-            observed = data.observed_mask(args.observe, x.shape, backend.random_generator([args.seed, 3]))
             log_p = model.log_prob_observed(x, observed, seed=args.seed, batch_size=args.batch_size)
             what = f"log p(x_O) with --observe {args.observe} ({int(observed.sum(1).mean())} observed values on average)"
         else:

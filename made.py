@@ -143,11 +143,13 @@ class MADE:
     shuffle: what later masks resample: "full" (ordering and connectivity), "ordering",
     "connectivity", or "once" (never: every mask is mask 0). seed: all randomness of the model.
     dtype: "float32" or "float64". init: "uniform" (Glorot) or "orthogonal". gpu: use CuPy.
+    params: existing weights (name → array, as model.params) instead of a fresh initialisation;
+    their names and shapes must be exactly those the other arguments define.
     """
 
     def __init__(self, n_in, hidden_sizes, *, activation="relu", direct=False, cond_mask=False,
                  ordering="random", n_masks=1, shuffle="full", seed=0, dtype="float32",
-                 init="uniform", gpu=False):
+                 init="uniform", gpu=False, params=None):
         self.config = _check_config(n_in, hidden_sizes, activation, direct, cond_mask, ordering,
                                     n_masks, shuffle, seed, dtype, init)
         self.n_in = n_in
@@ -157,7 +159,7 @@ class MADE:
         self.dtype = self.config["dtype"]
         self.gpu = gpu
         self.xp = backend.array_module(gpu)
-        self.params = self._init_params(init)
+        self.params = self._init_params(init) if params is None else self._adopt_params(params)
         self._base_spec = self._draw_base_spec()
         self._mask_cache = {}
         self.use_mask(0)
@@ -174,18 +176,38 @@ class MADE:
             shapes["W_direct"] = (self.n_in, self.n_in)
         return shapes
 
-    def _init_params(self, init):
-        rng = backend.random_generator([self.seed, _INIT_STREAM])
-        host = {}
+    def param_shapes(self):
+        """name → shape of every parameter, in a fixed order: weights with their biases, then U's."""
+        shapes = {}
         for name, shape in self._weight_shapes().items():
-            host[name] = init_weight(shape, init, rng)
+            shapes[name] = shape
             if name != "W_direct":
-                host["b" + name[1:]] = np.zeros(shape[0])
-        host.setdefault(f"b{len(self.hidden_sizes)}", np.zeros(self.n_in))  # shallow MADE's bias
+                shapes["b" + name[1:]] = (shape[0],)
+        shapes.setdefault(f"b{len(self.hidden_sizes)}", (self.n_in,))  # the shallow MADE's bias
         if self.cond_mask:
             for name, shape in self._weight_shapes().items():
-                host[_cond_name(name)] = init_weight(shape, init, rng)
+                shapes[_cond_name(name)] = shape
+        return shapes
+
+    def _init_params(self, init):
+        """Weights from init_weight (in param_shapes order, from the seed's stream), biases zero."""
+        rng = backend.random_generator([self.seed, _INIT_STREAM])
+        host = {name: np.zeros(shape) if name.startswith("b") else init_weight(shape, init, rng)
+                for name, shape in self.param_shapes().items()}
         return {name: backend.to_device(value, self.gpu, self.dtype) for name, value in host.items()}
+
+    def _adopt_params(self, params):
+        """Given weights, checked against param_shapes() before any copy is made."""
+        expected = self.param_shapes()
+        if set(params) != set(expected):
+            raise ValueError(f"parameters {sorted(set(params) ^ set(expected))} do not match the architecture")
+        for name, shape in expected.items():
+            value = params[name]
+            if tuple(value.shape) != shape or value.dtype.kind != "f":
+                raise ValueError(f"{name} has shape {tuple(value.shape)} ({value.dtype}), the architecture needs {shape} (float)")
+            if not bool(backend.module_of(value).isfinite(value).all()):
+                raise ValueError(f"{name} holds NaN or infinite values")
+        return {name: backend.to_device(params[name], self.gpu, self.dtype) for name in expected}
 
     @property
     def n_params(self):
@@ -427,25 +449,15 @@ class MADE:
             raise CheckpointError(str(error)) from None
         if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
             raise CheckpointError(f"{what}: not a MADE model file of format {FORMAT}")
+        params = {name[len("param."):]: value for name, value in arrays.items() if name.startswith("param.")}
         try:
-            model = cls(**config, gpu=gpu)
+            model = cls(**config, gpu=gpu, params=params)
         except (TypeError, ValueError) as error:
-            raise CheckpointError(f"{what}: invalid model config ({error})") from None
-        expected = {f"param.{name}": value for name, value in model.params.items()}
-        found = {name for name in arrays if name.startswith("param.")}
-        if found != set(expected):
-            raise CheckpointError(f"{what}: parameters {sorted(found ^ set(expected))} do not match its config")
-        for name, value in expected.items():
-            saved = arrays[name]
-            if saved.shape != value.shape or saved.dtype.kind != "f":
-                raise CheckpointError(f"{what}: {name} has shape {saved.shape} ({saved.dtype}), "
-                                      f"the config needs {value.shape} (float)")
-            if not np.all(np.isfinite(saved)):
-                raise CheckpointError(f"{what}: {name} holds NaN or infinite values")
-            model.params[name[len("param."):]][...] = backend.to_device(saved, gpu, model.dtype)
+            raise CheckpointError(f"{what}: does not hold a consistent MADE ({error})") from None
         mask_index = arrays.get("mask_index", np.array(0))
-        if mask_index.shape != () or mask_index.dtype.kind not in "iu" or int(mask_index) < 0:
-            raise CheckpointError(f"{what}: mask_index must be a non-negative integer")
+        if (mask_index.shape != () or mask_index.dtype.kind not in "iu" or int(mask_index) < 0
+                or (model.n_masks > 0 and int(mask_index) >= model.n_masks)):
+            raise CheckpointError(f"{what}: mask_index must be an integer in the model's cycle of masks")
         model.use_mask(int(mask_index))
         return model
 

@@ -319,12 +319,12 @@ def arrange(tiles, per_row):
 
 
 def run_completion(args, model, splits):
+    x = splits[args.split][: args.examples]
+    observed = data.observed_mask(args.observe, x.shape, backend.random_generator([args.seed, 3]))
     if trained_on_one_ordering(model):
         print("sample.py: warning: this model was trained on one ordering; completion uses orderings with "
               "the observed values first, which it never trained on: expect poor completions "
               "(train with --masks 32 or --masks 0 and --shuffle full or ordering)", file=sys.stderr)
-    x = splits[args.split][: args.examples]
-    observed = data.observed_mask(args.observe, x.shape, backend.random_generator([args.seed, 3]))
     filled = complete(model, x, observed, n=args.completions, seed=args.seed, method="naive" if args.naive else "fast")
     out = args.out or os.path.join(args.run_dir, "completions.png")
     save_array(os.path.splitext(out)[0] + ".npy", filled.astype(np.uint8))

@@ -215,7 +215,7 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, an unusable checkpoint); the message says what to do."""
 
 
-def train_one_epoch(model, optimizer, train_x, rng, batch_size, epoch, quiet=False):
+def train_one_epoch(model, optimizer, train_x, rng, batch_size, epoch, quiet=False, stop=None):
     """One pass over the training set in random minibatches; the mean training NLL.
 
     Per minibatch: forward and backward, one optimizer step, then the next mask of the cycle. The
@@ -234,6 +234,8 @@ def train_one_epoch(model, optimizer, train_x, rng, batch_size, epoch, quiet=Fal
             optimizer.step(grads)
             total_loss += loss * batch.shape[0]
             model.next_mask()
+            if stop is not None:
+                stop.check()
             if not quiet and time.perf_counter() - last_progress > 5:
                 progress(epoch, start + batch.shape[0], n_train, started)
                 last_progress = time.perf_counter()
@@ -304,11 +306,34 @@ def prepare_run_folder(args):
 
 
 class StopRequested(Exception):
-    """SIGTERM arrived: finish the current step, keep the last checkpoint, exit cleanly."""
+    """Ctrl-C or SIGTERM arrived: the loop stopped between two minibatches; the checkpoint is whole."""
 
 
-def _on_sigterm(signum, frame):
-    raise StopRequested()
+class StopSignals:
+    """While active, SIGINT and SIGTERM only set a flag, read by the loop between minibatches, so
+    no write is ever cut short; a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+
+    def __enter__(self):
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number, frame):
+        if self.requested and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self):
+        if self.requested:
+            raise StopRequested()
 
 
 def train(args):
@@ -339,42 +364,46 @@ def train(args):
     log(f"independent-pixel baseline: test NLL {data.independent_pixel_nll(splits['train'], splits['test']):.2f}")
 
     train_x, valid_x = (backend.to_device(splits[s], args.gpu, model.dtype) for s in ("train", "valid"))
-    n_train = train_x.shape[0]
-    model_path = os.path.join(args.out, "model.npz")
-    previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        while status["epoch"] < args.epochs and status["epochs_without_improvement"] < args.patience:
-            epoch = status["epoch"] + 1
-            started = time.perf_counter()
-            train_nll = train_one_epoch(model, optimizer, train_x, rng, args.batch_size, epoch)
-            train_time = time.perf_counter() - started
-            if not math.isfinite(train_nll):
-                last = f"the last good checkpoint is {checkpoint_path} (epoch {status['epoch']})" \
-                    if status["epoch"] else "no checkpoint was written"
-                raise TrainingError(f"epoch {epoch}: the training loss became {train_nll} (try a smaller --lr); {last}")
-            valid_nll = float(evaluate_nll(model, valid_x, args.valid_masks, args.eval_batch_size).mean())
-            seconds = time.perf_counter() - started
-            improved = valid_nll < status["best_valid"]
-            status.update(epoch=epoch, train_seconds=status["train_seconds"] + seconds)
-            if improved:
-                status.update(best_valid=valid_nll, best_epoch=epoch, epochs_without_improvement=0)
-                model.save(model_path)
-            else:
-                status["epochs_without_improvement"] += 1
-            history.append({"epoch": epoch, "train_nll": train_nll, "valid_nll": valid_nll,
-                            "seconds": seconds, "examples_per_second": n_train / train_time})
-            save_checkpoint(checkpoint_path, model, optimizer, rng, status, history, args)
-            log(f"epoch {epoch:4d}  train {train_nll:9.4f}  valid {valid_nll:9.4f}  {seconds:6.1f} s  "
-                f"{n_train / train_time:8.0f} ex/s{'  *' if improved else ''}")
+        with StopSignals() as stop:
+            run_epochs(args, model, optimizer, rng, status, history, train_x, valid_x, checkpoint_path, log, stop)
     except (KeyboardInterrupt, StopRequested):
         log(f"interrupted during epoch {status['epoch'] + 1}; {checkpoint_path} holds epoch {status['epoch']}: "
             f"continue with --resume --out {args.out}")
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     reason = "patience ran out" if status["epochs_without_improvement"] >= args.patience else "epoch cap reached"
     log(f"stopped after epoch {status['epoch']} ({reason}); best valid NLL {status['best_valid']:.4f} at epoch {status['best_epoch']}")
     return finish(args, splits, status, history, log)
+
+
+def run_epochs(args, model, optimizer, rng, status, history, train_x, valid_x, checkpoint_path, log, stop):
+    """Epochs until the cap or the look-ahead runs out. After each: the validation NLL, the best
+    model saved when it improved, and a checkpoint of everything (status and history updated in place)."""
+    n_train = train_x.shape[0]
+    while status["epoch"] < args.epochs and status["epochs_without_improvement"] < args.patience:
+        epoch = status["epoch"] + 1
+        started = time.perf_counter()
+        train_nll = train_one_epoch(model, optimizer, train_x, rng, args.batch_size, epoch, stop=stop)
+        train_time = time.perf_counter() - started
+        if not math.isfinite(train_nll):
+            last = f"the last good checkpoint is {checkpoint_path} (epoch {status['epoch']})" \
+                if status["epoch"] else "no checkpoint was written"
+            raise TrainingError(f"epoch {epoch}: the training loss became {train_nll} (try a smaller --lr); {last}")
+        valid_nll = float(evaluate_nll(model, valid_x, args.valid_masks, args.eval_batch_size).mean())
+        seconds = time.perf_counter() - started
+        improved = valid_nll < status["best_valid"]
+        status.update(epoch=epoch, train_seconds=status["train_seconds"] + seconds)
+        if improved:
+            status.update(best_valid=valid_nll, best_epoch=epoch, epochs_without_improvement=0)
+            model.save(os.path.join(args.out, "model.npz"))
+        else:
+            status["epochs_without_improvement"] += 1
+        history.append({"epoch": epoch, "train_nll": train_nll, "valid_nll": valid_nll,
+                        "seconds": seconds, "examples_per_second": n_train / train_time})
+        save_checkpoint(checkpoint_path, model, optimizer, rng, status, history, args)
+        log(f"epoch {epoch:4d}  train {train_nll:9.4f}  valid {valid_nll:9.4f}  {seconds:6.1f} s  "
+            f"{n_train / train_time:8.0f} ex/s{'  *' if improved else ''}")
+        stop.check()
 
 
 def finish(args, splits, status, history, log):
@@ -412,6 +441,10 @@ def main(argv=None):
         train(args)
     except (backend.GPUUnavailable, data.DataError, TrainingError, CheckpointError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError as error:  # CuPy's OutOfMemoryError is a MemoryError too
+        print(f"train.py: error: out of {'GPU ' if args.gpu else ''}memory ({error or 'allocation failed'}); "
+              f"try a smaller --batch-size or --eval-batch-size, or fewer --hidden units", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, StopRequested):
         return 130
