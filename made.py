@@ -314,9 +314,10 @@ class MADE:
             logits += mask_conditioning(self.params["U_direct"], self.masks["W_direct"])
         return logits, masked, layers
 
-    def forward(self, x):
-        """Output logits a (N, D) under the current mask: p(x_d = 1 | x_<d) = σ(a_d)."""
-        return self._forward(self._as_input(x))[0]
+    def forward(self, x, masked=None):
+        """Output logits a (N, D) under the current mask: p(x_d = 1 | x_<d) = σ(a_d).
+        masked: the result of masked_weights(), when the caller reuses it across calls."""
+        return self._forward(self._as_input(x), masked)[0]
 
     def nll_and_grads(self, x):
         """Mean negative log-likelihood of a minibatch (a 0-d array on the model's device, so a GPU

@@ -155,11 +155,15 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "adadelta": AdaDelta, "adam": Adam
 DEFAULT_LR = {"sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 1e-3}
 
 
-def make_optimizer(name, params, lr=None, decrease=0.0):
-    """The optimizer called `name` with the learning rate lr (its usual default when None)."""
+def make_optimizer(name, params, lr=None, decrease=0.0, rho=None, eps=None):
+    """The optimizer called `name`; lr, rho (AdaDelta) and eps take each rule's default when None."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {name!r}")
-    lr = DEFAULT_LR[name] if lr is None else lr
+    options = {"lr": DEFAULT_LR[name] if lr is None else lr}
     if name == "sgd":
-        return SGD(params, lr=lr, decrease=decrease)
-    return OPTIMIZERS[name](params, lr=lr)
+        options["decrease"] = decrease
+    if name == "adadelta" and rho is not None:
+        options["rho"] = rho
+    if name != "sgd" and eps is not None:
+        options["eps"] = eps
+    return OPTIMIZERS[name](params, **options)

@@ -40,9 +40,10 @@ def sample_naive(model, uniforms, given=None, n_given=0):
     if n_given:
         first = model.xp.asarray(model.ordering[:n_given])
         x[:, first] = model.xp.asarray(given, dtype=model.dtype)[:, first]
+    masked = model.masked_weights()
     for position in range(n_given, model.n_in):
         d = int(model.ordering[position])
-        x[:, d] = model.forward(x)[:, d] > thresholds[:, position]
+        x[:, d] = model.forward(x, masked)[:, d] > thresholds[:, position]
     return x
 
 

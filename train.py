@@ -116,6 +116,9 @@ def build_parser(suppress_defaults=False):
         help="learning rate (default: 0.01 for adagrad and sgd, 1e-3 for adam, 1 for adadelta)")
     add("--decrease", type=non_negative_float, default=0.0,
         help="sgd only: the learning rate at step t is lr / (1 + decrease·t) (default: %(default)s)")
+    add("--rho", type=positive_float, default=None, help="adadelta only: decay of its running averages (default: 0.95)")
+    add("--eps", type=positive_float, default=None,
+        help="the ε of adagrad, adadelta and adam (defaults: 1e-6, 1e-6, 1e-8)")
     add("--batch-size", type=positive_int, default=100, help="examples per minibatch (default: %(default)s)")
     add("--epochs", type=positive_int, default=1000, help="the most epochs to train (default: %(default)s)")
     add("--patience", type=positive_int, default=30,
@@ -135,6 +138,8 @@ def parse_args(argv):
     args.explicit = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
     if not args.hidden and not args.direct:
         parser.error("--hidden none (the shallow MADE) needs --direct")
+    if args.rho is not None and args.rho >= 1:
+        parser.error("--rho must be below 1")
     if args.resume and args.force:
         parser.error("--resume and --force contradict each other")
     if args.resume and not args.out:
@@ -276,7 +281,7 @@ def load_checkpoint(path, args):
                             f"(leave them out to continue it, or use --force to start afresh)")
     for key, value in saved.items():
         setattr(args, key, value)
-    optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease)
+    optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
     try:
         optimizer.load_state_dict({key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")})
         rng = backend.random_generator(0)
@@ -352,7 +357,7 @@ def train(args):
         model = MADE(n_in, args.hidden, activation=args.activation, direct=args.direct, cond_mask=args.cond_mask,
                      ordering=args.ordering, n_masks=args.masks, shuffle=args.shuffle, seed=args.seed,
                      init=args.init, gpu=args.gpu)
-        optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease)
+        optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
         rng = backend.random_generator([args.seed, 2])  # minibatch order; streams 0 and 1 are the model's
         status = {"epoch": 0, "best_valid": math.inf, "best_epoch": 0, "epochs_without_improvement": 0,
                   "train_seconds": 0.0}

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Binarized MNIST, one hidden layer of 8000, one mask (paper table: 88.40). Needs a GPU.
+# The authors' published recipe: ReLU, orthogonal init, direct input-to-output connection,
+# AdaGrad 0.01, batch 100, look-ahead 30.
+source "$(dirname "$0")/common.sh"
+run_row mnist_8000_1mask --dataset binarized_mnist --hidden 8000 --direct --init orthogonal --masks 1 --gpu "$@"
