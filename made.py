@@ -252,7 +252,7 @@ class MADE:
         self.ordering, self.connectivity = self.mask_spec(self.mask_index)
         self.masks = build_masks(self.ordering, self.connectivity, self.direct, self.xp, self.dtype)
         mask_bytes = sum(m.nbytes for m in self.masks.values())
-        if 1 < self.n_masks and self.n_masks * mask_bytes <= MASK_CACHE_BYTES and self.shuffle != "once":
+        if self.mask_index < self.n_masks and 1 < self.n_masks and self.n_masks * mask_bytes <= MASK_CACHE_BYTES:
             self._mask_cache[self.mask_index] = (self.ordering, self.connectivity, self.masks)
 
     def use_ordering(self, ordering, seed=0):
@@ -369,7 +369,8 @@ class MADE:
 
         n_masks=None: under the current mask. n_masks=K: the ensemble of masks 0…K−1 (paper
         section 4.3), log p(x) = log (1/K) Σ_k p(x | mask k), averaged in probability with
-        log-sum-exp; the current mask is restored afterwards.
+        log-sum-exp; the current mask is restored afterwards. A K larger than the training cycle
+        goes round the cycle again (masks outside it were never trained).
         """
         x = self._as_input(x)
         if n_masks is None:
@@ -380,7 +381,7 @@ class MADE:
         try:
             per_mask = []
             for k in range(n_masks):
-                self.use_mask(k)
+                self.use_mask(k % self.n_masks if self.n_masks > 0 else k)
                 per_mask.append(self._log_prob_current(x, batch_size))
         finally:
             self.use_mask(current)

@@ -271,8 +271,8 @@ def load_checkpoint(path, args):
         model = MADE.from_state_arrays(arrays, path, gpu=args.gpu)
     except (backend.FileFormatError, CheckpointError) as error:
         raise TrainingError(f"cannot resume: {error}") from None
-    if not isinstance(state, dict) or not {"status", "history", "rng", "run_config"} <= set(state):
-        raise TrainingError(f"cannot resume: {path} lacks the training state")
+    if not _valid_train_state(state, run_config(args)):
+        raise TrainingError(f"cannot resume: {path} lacks a valid training state")
     saved = state["run_config"]
     clashes = sorted(key for key in args.explicit & set(saved) if saved[key] != run_config(args).get(key))
     if clashes:
@@ -281,14 +281,36 @@ def load_checkpoint(path, args):
                             f"(leave them out to continue it, or use --force to start afresh)")
     for key, value in saved.items():
         setattr(args, key, value)
-    optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
     try:
+        optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
         optimizer.load_state_dict({key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")})
         rng = backend.random_generator(0)
         rng.bit_generator.state = state["rng"]
     except (ValueError, TypeError, KeyError) as error:
         raise TrainingError(f"cannot resume: {path} has a broken optimizer or RNG state ({error})") from None
     return model, optimizer, rng, state["status"], state["history"]
+
+
+def _valid_train_state(state, current_config):
+    """The shape of what save_checkpoint writes: known flags only, a sane status, a history list."""
+    if not isinstance(state, dict) or not {"status", "history", "rng", "run_config"} <= set(state):
+        return False
+    status, saved = state["status"], state["run_config"]
+    numbers = ("epoch", "best_epoch", "epochs_without_improvement")
+    def same_kind(old, new):
+        if old is None or new is None:
+            return True
+        if isinstance(new, bool) or isinstance(old, bool):
+            return type(old) is type(new)
+        return isinstance(old, (int, float)) if isinstance(new, (int, float)) else type(old) is type(new)
+    positive = ("batch_size", "patience", "eval_batch_size", "lr", "valid_masks", "test_masks")
+    return (isinstance(saved, dict) and set(saved) <= set(current_config)
+            and all(same_kind(saved[key], current_config[key]) for key in saved)
+            and all(saved.get(key) is None or saved[key] > 0 for key in positive)
+            and isinstance(status, dict) and all(isinstance(status.get(key), int) and status[key] >= 0 for key in numbers)
+            and isinstance(status.get("best_valid"), (int, float)) and isinstance(status.get("train_seconds"), (int, float))
+            and isinstance(state["history"], list) and len(state["history"]) == status["epoch"]
+            and isinstance(state["rng"], dict))
 
 
 def prepare_run_folder(args):

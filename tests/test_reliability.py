@@ -334,3 +334,15 @@ def test_bad_observe_spec_is_one_line(tmp_path):
     assert train.main(["--dataset", data_path, "--hidden", "5", "--epochs", "1", "--out", str(run)]) == 0
     assert_one_line_error(run_cli("evaluate.py", run, "--observe", "random:2"), "between 0 and 1")
     assert_one_line_error(run_cli("sample.py", run, "--complete", "--observe", "diagonal"), "diagonal")
+
+
+@pytest.mark.parametrize("change", [{"batch_size": 0}, {"batch_size": "100"}, {"optimizer": 3}, {"secret": 1}])
+def test_resume_refuses_a_tampered_training_state(slow_dataset, tmp_path, capsys, change):
+    out = tmp_path / "run"
+    assert train.main(["--dataset", slow_dataset, "--hidden", "8", "--epochs", "1", "--out", str(out)]) == 0
+    arrays = backend.read_npz(out / "checkpoint.npz")
+    state = json.loads(str(arrays["train_state"]))
+    state["run_config"].update(change)
+    rewrite(out / "checkpoint.npz", dict(arrays, train_state=backend.json_array(state)))
+    assert train.main(["--epochs", "2", "--out", str(out), "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
