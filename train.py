@@ -186,16 +186,19 @@ def progress(epoch, done, total, started):
     print(line, end=end, file=sys.stderr, flush=True)
 
 
-def plot_learning_curve(history, path, title):
-    """train and valid NLL per epoch, as a PNG written atomically."""
+def plot_learning_curve(history, path, title, best_epoch):
+    """train and valid NLL per epoch, and the epoch whose weights were kept, as a PNG written atomically."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.plot(epochs, [row["train_nll"] for row in history], label="train (running mean over minibatches)")
     axes.plot(epochs, [row["valid_nll"] for row in history], label="valid")
+    axes.axvline(best_epoch, linestyle=":", color="gray", label=f"best valid (epoch {best_epoch}), kept")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel("NLL (nats)")
     axes.set_title(title)
@@ -457,7 +460,8 @@ def finish(args, splits, status, history, log):
     }
     write_json(os.path.join(args.out, "metrics.json"), metrics)
     plot_learning_curve(history, os.path.join(args.out, "learning_curve.png"),
-                        f"MADE on {os.path.basename(args.dataset)}: test NLL {metrics['test_nll']:.2f}")
+                        f"MADE on {os.path.basename(args.dataset)}: test NLL {metrics['test_nll']:.2f}",
+                        status["best_epoch"])
     return metrics
 
 
