@@ -1,0 +1,50 @@
+"""Print the README's results table from results/ROW/metrics.json, so no figure is copied by hand.
+
+    python experiments/table.py
+"""
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# row → (data set and setting, the paper's figure, whether the row needs a GPU)
+ROWS = {
+    "mnist_500_1mask": ("binarized MNIST, 784-500-784, 1 mask", "≈ 94.5", False),
+    "mnist_500_32masks": ("binarized MNIST, 784-500-784, 32 masks (32-mask ensemble)", "below the 1-mask row", False),
+    "mnist_8000_1mask": ("binarized MNIST, 1 hidden layer of 8000, 1 mask", "88.40", True),
+    "mnist_8000_32masks": ("binarized MNIST, 1 hidden layer of 8000, 32 masks", "88.04", True),
+    "mnist_8000x2_1mask": ("binarized MNIST, 2 hidden layers of 8000, 1 mask", "89.59", True),
+    "mnist_8000x2_32masks": ("binarized MNIST, 2 hidden layers of 8000, 32 masks", "86.64", True),
+    "dna_1mask": ("DNA, 1 mask", "83.63", False),
+    "dna_masks": ("DNA, mask sampling (1000-mask ensemble)", "79.66", False),
+    "mushrooms_1mask": ("Mushrooms, 1 mask", "9.68", False),
+    "mushrooms_masks": ("Mushrooms, mask sampling (1000-mask ensemble)", "9.69", False),
+    "nips_1mask": ("NIPS-0-12, 1 mask", "280.25", False),
+    "nips_masks": ("NIPS-0-12, mask sampling (1000-mask ensemble)", "277.28", False),
+}
+
+
+def describe(machine):
+    if machine.get("device") == "gpu":
+        return "GPU"
+    return f"CPU, {machine.get('cpu_count', '?')} cores"
+
+
+def main():
+    print("| data, setting | paper | this project: test NLL ± s.e. | best / run epochs | wall time | machine |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row, (what, paper, needs_gpu) in ROWS.items():
+        path = os.path.join(ROOT, "results", row, "metrics.json")
+        if not os.path.exists(path):
+            status = "not yet run (needs a GPU)" if needs_gpu else "not yet run"
+            print(f"| {what} | {paper} | {status} | | | |")
+            continue
+        with open(path) as file:
+            metrics = json.load(file)
+        minutes = metrics["train_seconds"] / 60
+        print(f"| {what} | {paper} | **{metrics['test_nll']:.2f} ± {metrics['test_nll_stderr']:.2f}** | "
+              f"{metrics['best_epoch']} / {metrics['epochs_run']} | {minutes:.0f} min | {describe(metrics['machine'])} |")
+
+
+if __name__ == "__main__":
+    main()
