@@ -84,12 +84,10 @@ def tanh_backward(grad_h, z, h):
 
 
 def sigmoid(z):
-    """σ(z) = 1 / (1 + e^{−z}), computed from e^{−|z|} so nothing overflows and both tails are exact:
-    σ(z) = 1/(1 + e^{−|z|}) for z ≥ 0, and e^{−|z|}/(1 + e^{−|z|}) for z < 0."""
+    """σ(z) = 1 / (1 + e^{−z}) = e^{min(z, 0)} / (1 + e^{−|z|}): nothing overflows, both tails are
+    exact, and there is no branch (a `where` on the sign runs several times slower when signs mix)."""
     xp = module_of(z)
-    e = xp.exp(-abs(z))
-    s = 1 / (1 + e)
-    return xp.where(z >= 0, s, e * s)
+    return xp.exp(xp.minimum(z, 0)) / (1 + xp.exp(-abs(z)))
 
 
 def sigmoid_backward(grad_h, z, h):
@@ -138,18 +136,18 @@ def bernoulli_nll_backward(logits, x):
 
 
 def bernoulli_nll_and_backward(logits, x):
-    """Both of the above in one pass over the logits, sharing e = exp(−|a|) (the training step
-    needs both, and the exponential is the costly part):
-        softplus(a) = max(a, 0) + log(1 + e),   σ(a) = (1 if a ≥ 0 else e) / (1 + e).
+    """Both of the above at once, sharing e = exp(−|a|) (the training step needs both, and the
+    exponentials are the costly part):
+        softplus(a) = max(a, 0) + log(1 + e),   σ(a) = e^{min(a, 0)} / (1 + e).
     (N, D), (N, D) → per-example NLL (N,), gradient (N, D)."""
     xp = module_of(logits)
     e = xp.exp(-abs(logits))
-    one_plus_e = 1 + e
     nll = xp.maximum(logits, 0)
     nll += xp.log1p(e)
     nll -= x * logits
-    grad = xp.where(logits >= 0, 1, e)
-    grad /= one_plus_e
+    grad = xp.exp(xp.minimum(logits, 0))
+    e += 1
+    grad /= e
     grad -= x
     return nll.sum(axis=1), grad
 
