@@ -48,6 +48,13 @@ def _load_cupy():
     return cupy
 
 
+def out_of_memory_message(error, gpu):
+    """One line for a MemoryError (CuPy's OutOfMemoryError is one too; its text names the size tried)."""
+    where = "GPU memory" if gpu else "memory"
+    return (f"out of {where} ({error or 'allocation failed'}); try a smaller --batch-size or "
+            f"--eval-batch-size, or fewer --hidden units")
+
+
 def gpu_available():
     """True when CuPy imports and sees at least one CUDA device (used by tests to skip)."""
     try:

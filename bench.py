@@ -156,7 +156,11 @@ def main(argv=None):
         print(f"bench.py: error: {error}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    rows, source = run(args.quick, args.gpu)
+    try:
+        rows, source = run(args.quick, args.gpu)
+    except MemoryError as error:
+        print(f"bench.py: error: {backend.out_of_memory_message(error, args.gpu)}", file=sys.stderr)
+        return 2
     print(f"MADE benchmark on {'GPU' if args.gpu else 'CPU'} ({source}; {time.strftime('%Y-%m-%d')})")
     for row in rows:
         ratio = f"  ({row['value'] / row['floor']:.2f} x GEMM floor)" if row["floor"] else ""

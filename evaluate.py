@@ -65,6 +65,9 @@ def main(argv=None):
     except (backend.GPUUnavailable, data.DataError, CheckpointError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError as error:
+        print(f"evaluate.py: error: {backend.out_of_memory_message(error, args.gpu)}", file=sys.stderr)
+        return 2
     log_p = backend.to_host(log_p).astype(np.float64)
     nll = -log_p
     stderr = nll.std(ddof=1) / math.sqrt(len(nll)) if len(nll) > 1 else float("nan")

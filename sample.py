@@ -290,6 +290,9 @@ def main(argv=None):
     except (backend.GPUUnavailable, data.DataError, CheckpointError, ValueError) as error:
         print(f"sample.py: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError as error:
+        print(f"sample.py: error: {backend.out_of_memory_message(error, args.gpu)}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -473,9 +473,8 @@ def main(argv=None):
     except (backend.GPUUnavailable, data.DataError, TrainingError, CheckpointError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
-    except MemoryError as error:  # CuPy's OutOfMemoryError is a MemoryError too
-        print(f"train.py: error: out of {'GPU ' if args.gpu else ''}memory ({error or 'allocation failed'}); "
-              f"try a smaller --batch-size or --eval-batch-size, or fewer --hidden units", file=sys.stderr)
+    except MemoryError as error:
+        print(f"train.py: error: {backend.out_of_memory_message(error, args.gpu)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, StopRequested):
         return 130

@@ -346,3 +346,14 @@ def test_resume_refuses_a_tampered_training_state(slow_dataset, tmp_path, capsys
     rewrite(out / "checkpoint.npz", dict(arrays, train_state=backend.json_array(state)))
     assert train.main(["--epochs", "2", "--out", str(out), "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
+
+
+def test_out_of_memory_is_one_line_with_advice(slow_dataset, tmp_path, capsys, monkeypatch):
+    import made
+
+    def exhausted(self, x):
+        raise MemoryError("Out of memory allocating 6,400,000,000 bytes (allocated so far: 70 GiB)")
+    monkeypatch.setattr(made.MADE, "nll_and_grads", exhausted)
+    assert train.main(["--dataset", slow_dataset, "--hidden", "8", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "6,400,000,000 bytes" in error and "--batch-size" in error
