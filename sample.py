@@ -193,8 +193,9 @@ def image_side(n_in):
     return side if side * side == n_in else None
 
 
-def save_grid(path, tiles, side):
-    """tiles: (rows, columns, D) values in [0, 1] → one grayscale PNG, 1-pixel gaps, written atomically."""
+def save_grid(path, tiles, side, scale=3):
+    """tiles: (rows, columns, D) values in [0, 1] → one grayscale PNG, 1-pixel gaps, each pixel
+    drawn as a scale × scale block, written atomically."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -205,6 +206,7 @@ def save_grid(path, tiles, side):
         for c in range(columns):
             top, left = 1 + r * (side + 1), 1 + c * (side + 1)
             grid[top:top + side, left:left + side] = tiles[r, c].reshape(side, side)
+    grid = np.kron(grid, np.ones((scale, scale)))
     with backend.atomic_write(path) as file:
         plt.imsave(file, grid, cmap="gray", vmin=0, vmax=1, format="png")
 
@@ -235,7 +237,8 @@ def build_parser():
     parser.add_argument("--observe", default="top",
                         help="what is observed: top, bottom, left, right (image halves), random:F (each value "
                              "with probability F), or FILE.npy of booleans, (D,) or (examples, D) (default: top)")
-    parser.add_argument("--examples", type=_positive_int, default=10, help="examples to complete (default: %(default)s)")
+    parser.add_argument("--examples", type=_positive_int, default=10,
+                        help="examples to complete, drawn at random from the split with --seed (default: %(default)s)")
     parser.add_argument("--completions", type=_positive_int, default=5, help="completions per example (default: %(default)s)")
     parser.add_argument("--gpu", action="store_true", help="run on a CUDA GPU through CuPy")
     return parser
@@ -323,7 +326,8 @@ def arrange(tiles, per_row):
 
 
 def run_completion(args, model, splits):
-    x = splits[args.split][: args.examples]
+    rows = backend.random_generator([args.seed, 4]).permutation(len(splits[args.split]))[: args.examples]
+    x = splits[args.split][np.sort(rows)]  # spread over the split: its first rows can be one class
     observed = data.observed_mask(args.observe, x.shape, backend.random_generator([args.seed, 3]))
     if trained_on_one_ordering(model):
         print("sample.py: warning: this model was trained on one ordering; completion uses orderings with "
