@@ -136,6 +136,7 @@ def atomic_write(path, mode="wb"):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     handle, temp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    os.chmod(temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
     try:
         with os.fdopen(handle, mode) as file:
             yield file
@@ -146,6 +147,13 @@ def atomic_write(path, mode="wb"):
         if os.path.exists(temp_path):
             os.remove(temp_path)
         raise
+
+
+def _umask():
+    """The process's file-creation mask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_npz(path, arrays):

@@ -357,3 +357,12 @@ def test_out_of_memory_is_one_line_with_advice(slow_dataset, tmp_path, capsys, m
     assert train.main(["--dataset", slow_dataset, "--hidden", "8", "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "6,400,000,000 bytes" in error and "--batch-size" in error
+
+
+def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        backend.save_npz(tmp_path / "a.npz", {"a": np.arange(2)})
+    finally:
+        os.umask(previous)
+    assert (os.stat(tmp_path / "a.npz").st_mode & 0o777) == 0o644
