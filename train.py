@@ -124,6 +124,8 @@ def build_parser(suppress_defaults=False):
     add("--patience", type=positive_int, default=30,
         help="stop after this many epochs without a better validation NLL (the paper's look-ahead; default: %(default)s)")
     add("--eval-batch-size", type=positive_int, default=1000, help="examples per evaluation batch (default: %(default)s)")
+    add("--dtype", choices=("float32", "float64"), default="float32",
+        help="floating-point type of the model and data (default: %(default)s; float64 is slower)")
     add("--seed", type=non_negative_int, default=1234, help="seed of all randomness: weights, masks, minibatches (default: %(default)s)")
     add("--gpu", action="store_true", default=False, help="run on a CUDA GPU through CuPy")
     add("--out", default=None, help="run folder (default: runs/DATASET-DATE-TIME)")
@@ -173,6 +175,8 @@ class Log:
         self.path = path
 
     def __call__(self, message):
+        if sys.stderr.isatty():
+            print("\r\033[K", end="", file=sys.stderr, flush=True)  # clear a progress line first
         print(message, flush=True)
         with open(self.path, "a") as file:
             file.write(message + "\n")
@@ -381,7 +385,7 @@ def train(args):
     else:
         model = MADE(n_in, args.hidden, activation=args.activation, direct=args.direct, cond_mask=args.cond_mask,
                      ordering=args.ordering, n_masks=args.masks, shuffle=args.shuffle, seed=args.seed,
-                     init=args.init, gpu=args.gpu)
+                     init=args.init, dtype=args.dtype, gpu=args.gpu)
         optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
         rng = backend.random_generator([args.seed, 2])  # minibatch order; streams 0 and 1 are the model's
         status = {"epoch": 0, "best_valid": math.inf, "best_epoch": 0, "epochs_without_improvement": 0,

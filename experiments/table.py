@@ -13,6 +13,7 @@ ROWS = {
     "mnist_500_32masks": ("binarized MNIST, 784-500-784, 32 masks", "below the 1-mask row", False),
     "mnist_500_1mask_adam": ("binarized MNIST, 784-500-784, 1 mask, Adam", "≈ 94.5", False),
     "mnist_500_32masks_adam": ("binarized MNIST, 784-500-784, 32 masks, Adam", "below the 1-mask row", False),
+    "mnist_500_infinite_masks_adam": ("binarized MNIST, 784-500-784, a fresh mask every minibatch, Adam", "(not in the paper)", False),
     "mnist_8000_1mask": ("binarized MNIST, 1 hidden layer of 8000, 1 mask", "88.40", True),
     "mnist_8000_32masks": ("binarized MNIST, 1 hidden layer of 8000, 32 masks", "88.04", True),
     "mnist_8000x2_1mask": ("binarized MNIST, 2 hidden layers of 8000, 1 mask", "89.59", True),

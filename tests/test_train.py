@@ -128,3 +128,10 @@ def test_saved_model_is_the_best_epoch(mixture_file, tmp_path):
     model = MADE.load(tmp_path / "run" / "model.npz")
     valid = np.load(mixture_file[0])["valid_data"]
     assert np.isclose(-model.log_prob(valid, n_masks=1).mean(), metrics["valid_nll"], rtol=1e-6)
+
+
+def test_dtype_flag_trains_a_float64_model(mixture_file, tmp_path):
+    metrics = run_train("--dataset", mixture_file[0], "--hidden", 10, "--epochs", 1, "--dtype", "float64",
+                        "--out", tmp_path / "run")
+    assert metrics["config"]["model"]["dtype"] == "float64"
+    assert MADE.load(tmp_path / "run" / "model.npz").params["W0"].dtype == np.float64
