@@ -163,8 +163,9 @@ def save_npz(path, arrays):
         np.savez(file, **arrays)
 
 
-def read_npz(path):
-    """All arrays of an .npz file as a dict; any failure is a FileFormatError naming the file.
+def read_npz(path, names=None):
+    """The arrays of an .npz file as a dict (all, or those in `names`); any failure is a
+    FileFormatError naming the file.
 
     Before NumPy reads an array, its header is checked against the archive: the bytes it claims
     must be there (so a tampered header cannot make us allocate terabytes) and it must not hold
@@ -179,10 +180,11 @@ def read_npz(path):
             file.seek(0)
             with zipfile.ZipFile(file) as archive:
                 for info in archive.infolist():
-                    _check_member(archive, info, os.path.getsize(path), path)
+                    if names is None or info.filename[:-len(".npy")] in names:
+                        _check_member(archive, info, os.path.getsize(path), path)
             file.seek(0)
             with np.load(file, allow_pickle=False) as archive:
-                return {name: archive[name] for name in archive.files}
+                return {name: archive[name] for name in archive.files if names is None or name in names}
     except FileFormatError:
         raise
     except FileNotFoundError:

@@ -264,11 +264,7 @@ def _non_negative_int(text):
 def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True):
     """(model, splits or None, the run's config) from a train.py run folder."""
     model = MADE.load(os.path.join(run_dir, "model.npz"), gpu=gpu)
-    config = {}
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(metrics_path):
-        with open(metrics_path) as file:
-            config = json.load(file).get("config", {})
+    config = run_config_of(run_dir)
     splits = None
     if need_data:
         dataset = dataset or config.get("dataset")
@@ -278,6 +274,22 @@ def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True):
         if splits["train"].shape[1] != model.n_in:
             raise data.DataError(f"{dataset} has {splits['train'].shape[1]} variables, the model {model.n_in}")
     return model, splits, config
+
+
+def run_config_of(run_dir):
+    """The flags a run was trained with: from metrics.json once it finished, else (while it runs,
+    or after an interruption) from its checkpoint; {} when neither can be read."""
+    try:
+        with open(os.path.join(run_dir, "metrics.json")) as file:
+            return json.load(file).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        path = os.path.join(run_dir, "checkpoint.npz")
+        state = backend.read_json_array(backend.read_npz(path, names={"train_state"})["train_state"], path)
+        return dict(state["run_config"])
+    except (backend.FileFormatError, KeyError, TypeError, ValueError):
+        return {}
 
 
 def main(argv=None):

@@ -232,3 +232,12 @@ def test_evaluate_refuses_data_of_another_width(small_run, tmp_path, capsys):
     np.savez(path, **{f"{s}_data": np.zeros((4, 9)) for s in ("train", "valid", "test")})
     assert evaluate.main([small_run, "--dataset", path]) == 2
     assert "9 variables" in capsys.readouterr().err
+
+
+def test_a_run_without_metrics_is_found_from_its_checkpoint(small_run, tmp_path):
+    import shutil
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(small_run, unfinished)
+    (unfinished / "metrics.json").unlink()  # as while training, or after an interruption
+    assert sampling.run_config_of(str(unfinished))["dataset"].endswith("squares.npz")
+    assert evaluate.main([str(unfinished)]) == 0
