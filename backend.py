@@ -6,10 +6,14 @@ code as the CPU path. Nothing else in the project imports cupy.
     xp = backend.array_module(gpu)      # numpy or cupy
     x = backend.to_device(host_array, gpu)
     host = backend.to_host(x)           # always a numpy array
+
+It is also the boundary with the disk (atomic writes, pickle-free .npz reading) and with the user
+(run_command: a user error becomes one line and exit status 2).
 """
 import json
 import os
 import struct
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -53,6 +57,25 @@ def out_of_memory_message(error, gpu):
     where = "GPU memory" if gpu else "memory"
     return (f"out of {where} ({error or 'allocation failed'}); try a smaller --batch-size or "
             f"--eval-batch-size, or fewer --hidden units")
+
+
+def run_command(program, gpu, body, user_errors=()):
+    """Run a command line's body; return its exit status.
+
+    The GPU is checked first. A user error (GPUUnavailable, FileFormatError or one of
+    `user_errors`) or exhausted memory is one line on stderr, `program: error: …`, and status 2:
+    no traceback. Anything else is a bug and propagates.
+    """
+    try:
+        array_module(gpu)
+        body()
+        return 0
+    except (GPUUnavailable, FileFormatError, *user_errors) as error:
+        message = error
+    except MemoryError as error:
+        message = out_of_memory_message(error, gpu)
+    print(f"{program}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def gpu_available():

@@ -150,17 +150,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    try:
-        backend.array_module(args.gpu)
-    except backend.GPUUnavailable as error:
-        print(f"bench.py: error: {error}", file=sys.stderr)
-        return 2
+    return backend.run_command("bench.py", args.gpu, lambda: report(args))
+
+
+def report(args):
+    """Run the measurements and print the table (and the JSON, when asked)."""
     started = time.perf_counter()
-    try:
-        rows, source = run(args.quick, args.gpu)
-    except MemoryError as error:
-        print(f"bench.py: error: {backend.out_of_memory_message(error, args.gpu)}", file=sys.stderr)
-        return 2
+    rows, source = run(args.quick, args.gpu)
     print(f"MADE benchmark on {'GPU' if args.gpu else 'CPU'} ({source}; {time.strftime('%Y-%m-%d')})")
     for row in rows:
         ratio = f"  ({row['value'] / row['floor']:.2f} x GEMM floor)" if row["floor"] else ""
@@ -171,8 +167,6 @@ def main(argv=None):
         with backend.atomic_write(args.json, "w") as file:
             json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": args.gpu, "quick": args.quick, "data": source,
                        "machine": machine(args.gpu), "rows": rows}, file, indent=2)
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

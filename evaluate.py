@@ -47,27 +47,24 @@ def main(argv=None):
         parser.error("--test-masks must be at least 1")
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
-    try:
-        backend.array_module(args.gpu)
-        model, splits, config = load_run(args.run_dir, args.gpu, args.dataset, args.data_dir)
-        x = backend.to_device(splits[args.split], args.gpu, model.dtype)
-        if args.observe:
-            observed = data.observed_mask(args.observe, x.shape, backend.random_generator([args.seed, 3]))
-            if trained_on_one_ordering(model):
-                print("evaluate.py: warning: the model was trained on one ordering; log p(x_O) under an "
-                      "ordering with the observed values first is outside what it learned", file=sys.stderr)
-            log_p = model.log_prob_observed(x, observed, seed=args.seed, batch_size=args.batch_size)
-            what = f"log p(x_O) with --observe {args.observe} ({int(observed.sum(1).mean())} observed values on average)"
-        else:
-            masks = args.test_masks or config.get("test_masks", 1)
-            log_p = model.log_prob(x, n_masks=masks, batch_size=args.batch_size)
-            what = f"NLL, {masks}-mask ensemble"
-    except (backend.GPUUnavailable, data.DataError, CheckpointError) as error:
-        print(f"evaluate.py: error: {error}", file=sys.stderr)
-        return 2
-    except MemoryError as error:
-        print(f"evaluate.py: error: {backend.out_of_memory_message(error, args.gpu)}", file=sys.stderr)
-        return 2
+    return backend.run_command("evaluate.py", args.gpu, lambda: report(args), (data.DataError, CheckpointError))
+
+
+def report(args):
+    """Print the NLL ± standard error (or log p(x_O)); write the per-example scores when asked."""
+    model, splits, config = load_run(args.run_dir, args.gpu, args.dataset, args.data_dir)
+    x = backend.to_device(splits[args.split], args.gpu, model.dtype)
+    if args.observe:
+        observed = data.observed_mask(args.observe, x.shape, backend.random_generator([args.seed, 3]))
+        if trained_on_one_ordering(model):
+            print("evaluate.py: warning: the model was trained on one ordering; log p(x_O) under an "
+                  "ordering with the observed values first is outside what it learned", file=sys.stderr)
+        log_p = model.log_prob_observed(x, observed, seed=args.seed, batch_size=args.batch_size)
+        what = f"log p(x_O) with --observe {args.observe} ({int(observed.sum(1).mean())} observed values on average)"
+    else:
+        masks = args.test_masks or config.get("test_masks", 1)
+        log_p = model.log_prob(x, n_masks=masks, batch_size=args.batch_size)
+        what = f"NLL, {masks}-mask ensemble"
     log_p = backend.to_host(log_p).astype(np.float64)
     nll = -log_p
     stderr = nll.std(ddof=1) / math.sqrt(len(nll)) if len(nll) > 1 else float("nan")
@@ -77,7 +74,6 @@ def main(argv=None):
             file.write("index,log_prob\n")
             file.writelines(f"{i},{value:.6f}\n" for i, value in enumerate(log_p))
         print(f"wrote {args.per_example}")
-    return 0
 
 
 if __name__ == "__main__":

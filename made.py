@@ -400,12 +400,13 @@ class MADE:
             for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
                 self.use_ordering(observed_first_ordering(pattern, backend.random_generator([seed, group])), seed)
                 rows_device = self.xp.asarray(rows)
+                columns = self.xp.asarray(np.flatnonzero(pattern))
                 masked = self.masked_weights()
                 for start in range(0, len(rows), batch_size):
                     chunk = rows_device[start:start + batch_size]
                     logits = self._forward(x[chunk], masked)[0]
                     per_variable = bernoulli_nll_per_variable(logits, x[chunk])
-                    result[chunk] = -per_variable[:, self.xp.asarray(np.flatnonzero(pattern))].sum(axis=1)
+                    result[chunk] = -per_variable[:, columns].sum(axis=1)
         finally:
             self.use_mask(current if current is not None else 0)
         return result

@@ -294,40 +294,38 @@ def run_config_of(run_dir):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        backend.array_module(args.gpu)
+
+    def body():
         model, splits, _ = load_run(args.run_dir, args.gpu, args.dataset, args.data_dir,
                                     need_data=args.complete or not args.no_nearest)
-        if args.complete:
-            run_completion(args, model, splits)
-        else:
-            run_sampling(args, model, splits)
-    except (backend.GPUUnavailable, data.DataError, CheckpointError, ValueError) as error:
-        print(f"sample.py: error: {error}", file=sys.stderr)
-        return 2
-    except MemoryError as error:
-        print(f"sample.py: error: {backend.out_of_memory_message(error, args.gpu)}", file=sys.stderr)
-        return 2
-    return 0
+        (run_completion if args.complete else run_sampling)(args, model, splits)
+    return backend.run_command("sample.py", args.gpu, body, (data.DataError, CheckpointError, ValueError))
+
+
+def write_outputs(out, array, tiles, what):
+    """array (0/1) as OUT.npy, and when the data are square images the grid tiles() as the PNG OUT."""
+    array_path = os.path.splitext(out)[0] + ".npy"
+    save_array(array_path, array.astype(np.uint8))
+    side = image_side(array.shape[-1])
+    if side is None:
+        print(f"wrote {array_path}, shape {array.shape} (no picture: {array.shape[-1]} variables are not a square image)")
+        return
+    save_grid(out, tiles(), side)
+    print(f"wrote {out} and {array_path}: {what}")
 
 
 def run_sampling(args, model, splits):
     model.use_mask(args.mask)
     samples = backend.to_host(sample(model, args.n, seed=args.seed, method="naive" if args.naive else "fast"))
     out = args.out or os.path.join(args.run_dir, "samples.png")
-    save_array(os.path.splitext(out)[0] + ".npy", samples.astype(np.uint8))
-    side = image_side(model.n_in)
-    if side is None:
-        print(f"wrote {args.n} samples to {os.path.splitext(out)[0]}.npy (no picture: {model.n_in} is not a square)")
-        return
     if splits is None:
-        save_grid(out, arrange(samples, per_row=10), side)
-        print(f"wrote {out} ({args.n} samples)")
+        write_outputs(out, samples, lambda: arrange(samples, per_row=10), f"{args.n} samples")
         return
-    nearest = splits["train"][nearest_rows(samples, splits["train"])]
-    pairs = np.stack([samples, nearest], axis=1).reshape(-1, model.n_in)  # each sample, then its neighbour
-    save_grid(out, arrange(pairs, per_row=20), side)
-    print(f"wrote {out} ({args.n} samples, each beside its nearest training example)")
+
+    def beside_nearest():
+        nearest = splits["train"][nearest_rows(samples, splits["train"])]
+        return arrange(np.stack([samples, nearest], axis=1).reshape(-1, model.n_in), per_row=20)
+    write_outputs(out, samples, beside_nearest, f"{args.n} samples, each beside its nearest training example")
 
 
 def arrange(tiles, per_row):
@@ -347,16 +345,10 @@ def run_completion(args, model, splits):
               "(train with --masks 32 or --masks 0 and --shuffle full or ordering)", file=sys.stderr)
     filled = complete(model, x, observed, n=args.completions, seed=args.seed, method="naive" if args.naive else "fast")
     out = args.out or os.path.join(args.run_dir, "completions.png")
-    save_array(os.path.splitext(out)[0] + ".npy", filled.astype(np.uint8))
-    side = image_side(model.n_in)
-    if side is None:
-        print(f"wrote completions to {os.path.splitext(out)[0]}.npy (no picture: {model.n_in} is not a square)")
-        return
     shown_observed = np.where(observed, x, 0.5)  # unobserved pixels gray
-    tiles = np.concatenate([x[:, None], shown_observed[:, None], filled], axis=1)
-    save_grid(out, tiles, side)
-    print(f"wrote {out}: each row is the original, the observed part (unobserved in gray), "
-          f"then {args.completions} completions")
+    write_outputs(out, filled, lambda: np.concatenate([x[:, None], shown_observed[:, None], filled], axis=1),
+                  f"each row is the original, the observed part (unobserved in gray), "
+                  f"then {args.completions} completions")
 
 
 if __name__ == "__main__":

@@ -472,17 +472,10 @@ def finish(args, splits, status, history, log):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        backend.array_module(args.gpu)
-        train(args)
-    except (backend.GPUUnavailable, data.DataError, TrainingError, CheckpointError) as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
-    except MemoryError as error:
-        print(f"train.py: error: {backend.out_of_memory_message(error, args.gpu)}", file=sys.stderr)
-        return 2
+        return backend.run_command("train.py", args.gpu, lambda: train(args),
+                                   (data.DataError, TrainingError, CheckpointError))
     except (KeyboardInterrupt, StopRequested):
         return 130
-    return 0
 
 
 if __name__ == "__main__":
