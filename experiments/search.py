@@ -58,11 +58,15 @@ WIDER_MUSHROOMS = {"optimizer": ["adadelta", "adam3"], "hidden": ["1000", "2000"
 # of its first steps, and the best model so far peaks within 30 epochs, so try it 10× either side
 # (and, as each smaller ε was better, on down to 1e-8).
 EPSILON_MUSHROOMS = {"optimizer": ["adadelta4", "adadelta6", "adadelta7", "adadelta8"], "hidden": ["1000", "2000"], "direct": [True]}
+# Fifth round: the ordering. With --masks 1 the model has one random ordering, drawn from --seed
+# (1234 by default) with the initial weights and the minibatch order. Four more draws of the chosen
+# configuration, kept or not on validation like any other hyperparameter.
+ORDERINGS_MUSHROOMS = {"optimizer": ["adadelta8"], "hidden": ["1000"], "direct": [True], "seed": ["1", "2", "3", "4"]}
 WIDER_SAMPLING = {"optimizer": ["adadelta"], "masks": ["32"], "direct": [True], "hidden": ["1000,1000", "500,500,500"]}
 ROWS = {
     "dna_1mask": ("dna", ONE_MASK + [DEEPER, WIDER_DNA]),
     "dna_masks": ("dna", MASK_SAMPLING),
-    "mushrooms_1mask": ("mushrooms", ONE_MASK + [DEEPER, WIDER_MUSHROOMS, EPSILON_MUSHROOMS]),
+    "mushrooms_1mask": ("mushrooms", ONE_MASK + [DEEPER, WIDER_MUSHROOMS, EPSILON_MUSHROOMS, ORDERINGS_MUSHROOMS]),
     "mushrooms_masks": ("mushrooms", MASK_SAMPLING + [CONDITIONED, DEEPER_SAMPLING, WIDER_SAMPLING]),
     "nips_1mask": ("nips", ONE_MASK),
     "nips_masks": ("nips", MASK_SAMPLING + [CONDITIONED, DEEPER_SAMPLING]),
@@ -79,6 +83,8 @@ def flags_of(data, choice):
         flags.append("--cond-mask")
     masks = choice.get("masks", "1")
     flags += ["--masks", masks]
+    if "seed" in choice:
+        flags += ["--seed", choice["seed"]]
     if masks == "0":
         flags += ["--valid-masks", "32", "--test-masks", "1000"]
     return flags
