@@ -68,8 +68,11 @@ def main():
         masks = metrics["config"].get("test_masks", 1)
         what += f" ({masks}-mask ensemble)" if masks > 1 else ""
         nll, stderr = metrics["test_nll"], metrics["test_nll_stderr"]
+        # Patience ends a run 30 epochs after its best; anything sooner was the epoch cap (--epochs).
+        capped = metrics["epochs_run"] - metrics["best_epoch"] < metrics["config"].get("patience", 30)
+        epochs = f"{metrics['best_epoch']} / {metrics['epochs_run']}" + (" (cap)" if capped else "")
         print(f"| {what} | {paper} | **{nll:.2f} ± {stderr:.2f}** | {verdict(nll, stderr, target)} | "
-              f"{metrics['best_epoch']} / {metrics['epochs_run']} | {minutes:.0f} min | {describe(metrics['machine'])} |")
+              f"{epochs} | {minutes:.0f} min | {describe(metrics['machine'])} |")
 
 
 if __name__ == "__main__":
