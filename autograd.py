@@ -1,10 +1,12 @@
-"""Hand-derived forward and backward passes: the only calculus in the project.
+"""Hand-derived backpropagation: the only calculus in the project. There is no graph and no tape.
 
-Each forward sits next to its backward. A backward takes the gradient of the loss with respect to
-the forward's output and returns the gradients with respect to its inputs (the chain rule, one
-layer at a time). Shapes: N examples in a minibatch, n_in inputs and n_out outputs of a layer,
-D = number of visible units. Arrays may be NumPy or CuPy: every function works through the
-array's own methods and operators, so it runs on whichever device its inputs are on.
+Despite the file's name, nothing here differentiates automatically: each function is a forward
+pass written next to its backward pass, derived by hand with the chain rule. A backward takes the
+gradient of the loss with respect to the forward's output and returns the gradients with respect to
+its inputs; MADE.loss_and_grads calls them in reverse order, one layer at a time. Shapes: N
+examples in a minibatch, n_in inputs and n_out outputs of a layer, D = number of visible units.
+Arrays may be NumPy or CuPy: every function works through the array's own methods and operators,
+so it runs on whichever device its inputs are on.
 
 The gradient checker at the bottom is what proves each backward right (see tests/).
 """

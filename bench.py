@@ -13,7 +13,6 @@ examples); the real data when $MADE_DATA_DIR has it, else random 0/1 data of tha
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -21,11 +20,13 @@ import time
 import numpy as np
 
 import backend
+import cli
 import data
+import files
 import optim
+import runs
 from made import MADE
 from sample import sample
-from train import train_one_epoch
 
 
 def timed(function, gpu, repeat=3):
@@ -68,8 +69,8 @@ def training_epoch(x, hidden, n_masks, gpu, repeat, optimizer="adagrad", batch_s
     """Seconds of one training epoch exactly as train.py runs it (after a warm-up epoch)."""
     model = MADE(x.shape[1], hidden, n_masks=n_masks, seed=0, gpu=gpu)
     opt = optim.make_optimizer(optimizer, model.params)
-    rng = backend.random_generator(0)
-    return timed(lambda: train_one_epoch(model, opt, x, rng, batch_size, epoch=0, quiet=True), gpu, repeat)
+    order = backend.to_device(np.random.default_rng(0).permutation(x.shape[0]), gpu)
+    return timed(lambda: optim.train_epoch(model, opt, x, order, batch_size), gpu, repeat)
 
 
 def evaluation_rate(x, hidden, n_masks, gpu, batch_size=1000):
@@ -134,23 +135,13 @@ def run(quick, gpu):
     return rows, source
 
 
-def machine(gpu):
-    info = {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-    if gpu:
-        cupy = backend.array_module(True)
-        info["cupy"] = cupy.__version__
-        info["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-    return info
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Measure the speed of this MADE (training, evaluation, sampling).")
     parser.add_argument("--gpu", action="store_true", help="measure the CuPy path on a CUDA GPU")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    return backend.run_command("bench.py", args.gpu, lambda: report(args))
+    return cli.run_command("bench.py", args.gpu, lambda: report(args), memory_advice="try --quick")
 
 
 def report(args):
@@ -164,9 +155,9 @@ def report(args):
         print(f"  {row['what']:<62} {value:>12} {row['unit']}{ratio}")
     print(f"({time.perf_counter() - started:.0f} s in all)")
     if args.json:
-        with backend.atomic_write(args.json, "w") as file:
+        with files.atomic_write(args.json, "w") as file:
             json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": args.gpu, "quick": args.quick, "data": source,
-                       "machine": machine(args.gpu), "rows": rows}, file, indent=2)
+                       "machine": runs.machine_info(args.gpu), "rows": rows}, file, indent=2)
 
 if __name__ == "__main__":
     sys.exit(main())

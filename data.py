@@ -16,7 +16,7 @@ import urllib.request
 
 import numpy as np
 
-import backend
+import files
 
 SPLITS = ("train", "valid", "test")
 _AUTHORS_REPO = "https://raw.githubusercontent.com/mgermain/MADE/master/datasets/"
@@ -77,7 +77,7 @@ def download(url, path, timeout=60):
     except (OSError, ValueError) as error:  # URLError, timeouts and HTTP errors are OSErrors
         raise DataError(f"download of {url} failed ({error}); fetch it by hand and put it at {path}") from None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with backend.atomic_write(path) as file:
+    with files.atomic_write(path) as file:
         file.write(payload)
 
 
@@ -110,8 +110,8 @@ def _check_digests(splits, digests, path):
 def read_npz_splits(path):
     """The three splits of an .npz in the MADE authors' format (keys train_data, valid_data, test_data)."""
     try:
-        arrays = backend.read_npz(path)
-    except backend.FileFormatError as error:
+        arrays = files.read_npz(path)
+    except files.FileFormatError as error:
         raise DataError(str(error)) from None
     missing = [f"{split}_data" for split in SPLITS if f"{split}_data" not in arrays]
     if missing:
@@ -142,13 +142,13 @@ def read_amat(path, split="train"):
     if not lines:
         raise DataError(f"{path}: split '{split}' is empty")
     width = len(lines[0].split())
-    rows = np.empty((len(lines), width), dtype=np.float32)
+    rows = np.empty((len(lines), width), dtype=np.float64)  # float32 would turn 1e40 into inf
     for row, line in enumerate(lines):
         tokens = line.split()
         if len(tokens) != width:
             raise DataError(f"{path}: split '{split}' row {row} has {len(tokens)} values, the first row has {width}")
         try:
-            rows[row] = np.array(tokens, dtype=np.float32)
+            rows[row] = np.array(tokens, dtype=np.float64)
         except ValueError:
             column = next(c for c, token in enumerate(tokens) if not _is_number(token))
             raise DataError(f"{path}: split '{split}' row {row} column {column} is {tokens[column]!r}, not a number") from None

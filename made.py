@@ -2,43 +2,48 @@
 
 Section 4 of Germain, Gregor, Murray & Larochelle (ICML 2015), as code.
 
-An ordering puts the D inputs in a sequence. Every unit gets a connectivity number m:
+An ordering puts the D inputs in a sequence. Every unit gets a degree m(·) (the paper's
+"connectivity" number: the most inputs it may depend on):
   - input d gets its position in the ordering, m(d) ∈ {0, …, D−1};
   - hidden unit k of layer l gets m_l(k) drawn uniformly from {min_j m_{l−1}(j), …, D−2};
   - a hidden weight from unit j to unit k is kept when m_{l−1}(j) ≤ m_l(k)   (eq. 12),
   - an output weight from hidden unit k to output d is kept when m_L(k) < m(d)  (eq. 13),
   - the optional direct input→output weight from input j to output d when m(j) < m(d).
-So every path from input j to output d passes through units whose m never decreases from m(j) and
-ends strictly below m(d): output d sees only inputs that come before it in the ordering. Its logit
-a_d then defines p(x_d = 1 | x_<d) = σ(a_d), and by the chain rule of probability
+So every path from input j to output d passes through units whose degree never decreases from m(j)
+and ends strictly below m(d): output d sees only inputs that come before it in the ordering. Its
+logit a_d then defines p(x_d = 1 | x_<d) = σ(a_d), and by the chain rule of probability
     log p(x) = Σ_d log p(x_d | x_<d),
 exact and normalised, in one forward pass.
 
-Parameters (model.params, raw and unmasked; the masks are applied at every call):
-    W0, b0 … W{L-1}, b{L-1}   hidden layers, W_l of shape (hidden_sizes[l], fan_in)
-    W{L}, b{L}                 output layer, (D, hidden_sizes[-1]) and (D,); with no hidden layer
-                               (hidden_sizes=[]) only the output bias b0 exists
-    W_direct                   direct input→output connection (D, D), when direct=True
-    U…                         one per masked weight, same shape, when cond_mask=True
-model.masks holds the 0/1 mask of every masked weight under the same name.
+The network is a list of layers (build_layers); each computes z = b + Σ_i h_i (W_i ⊙ M_i)ᵀ over
+its incoming weights, and hidden layers apply the activation. Its parameters (model.params, raw
+and unmasked; the masks are applied at every call), all listed by param_shapes:
+    W0, b0 … W{L-1}, b{L-1}   hidden layer l: W_l of shape (hidden_sizes[l], fan_in)
+    W{L}, b{L}                 output layer: (D, hidden_sizes[-1]) and (D,); with no hidden layer
+                               (hidden_sizes=[], the shallow MADE) only the bias b0
+    W_direct                   direct input→output weights (D, D) into the output layer, when direct
+    U0 …, U_direct             with cond_mask, one per masked weight, same shape: the authors'
+                               mask-conditioning term 1·(U ⊙ M)ᵀ, a bias that depends on the mask
+model.masks holds the 0/1 mask of every masked weight under the weight's name.
 
 Masks: the model has a cycle of n_masks masks (n_masks=0: an endless sequence, a fresh mask for
 every minibatch). Mask k is a pure function of (seed, k), so any mask can be recreated exactly.
 """
+import dataclasses
+import json
+import math
+from contextlib import contextmanager
+
 import numpy as np
 
 import backend
 from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_and_backward, bernoulli_nll_per_variable, linear,
-                      linear_backward, log_mean_exp, mask_conditioning, mask_conditioning_backward, mask_weight)
+                      linear_backward, mask_conditioning, mask_conditioning_backward, mask_weight)
 
 SHUFFLES = ("full", "ordering", "connectivity", "once")
-MASK_CACHE_BYTES = 256 * 2 ** 20  # keep a cycle's masks when they fit in this much memory
 INITS = ("uniform", "orthogonal")
 FORMAT = "made-npz-1"
-
-# Independent random streams derived from the seed: the weights, the masks of the cycle, and the
-# masks of orderings given from outside (completion). train.py draws minibatches from stream 2.
-_INIT_STREAM, _MASK_STREAM, _CUSTOM_MASK_STREAM = 0, 1, 3
+MASK_CACHE_BYTES = 256 * 2 ** 20  # keep a cycle's masks when they fit in this much memory
 
 
 class CheckpointError(ValueError):
@@ -46,7 +51,7 @@ class CheckpointError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------
-# Orderings, connectivity and masks: plain functions of small integer arrays.
+# Orderings, degrees and masks: plain functions of small integer arrays.
 
 
 def sample_ordering(n_in, rng):
@@ -61,22 +66,22 @@ def input_degrees(ordering):
     return degrees
 
 
-def sample_connectivity(n_in, hidden_sizes, rng):
+def sample_hidden_degrees(n_in, hidden_sizes, rng):
     """m_l(k) for each hidden layer: uniform on {min m_{l−1}, …, D−2} (paper section 4.2).
 
     The upper end D−2 (D−1 in the paper's 1-based numbering) keeps every hidden unit useful: a unit
-    with m = D−1 could only feed outputs after the last one. The lower end min m_{l−1} keeps it
+    of degree D−1 could only feed outputs after the last one. The lower end min m_{l−1} keeps it
     from having no inputs at all.
     """
-    connectivity, low = [], 0
+    hidden_degrees, low = [], 0
     for size in hidden_sizes:
         degrees = rng.integers(low, n_in - 1, size=size)
-        connectivity.append(degrees)
+        hidden_degrees.append(degrees)
         low = int(degrees.min())
-    return connectivity
+    return hidden_degrees
 
 
-def build_masks(ordering, connectivity, direct, xp=np, dtype="float32"):
+def build_masks(ordering, hidden_degrees, direct, xp=np, dtype="float32"):
     """The 0/1 masks of every masked weight, as a dict name → (fan_out, fan_in) array.
 
     Hidden layer l:  M[k, j] = 1[m_l(k) ≥ m_{l−1}(j)]      (eq. 12)
@@ -84,27 +89,47 @@ def build_masks(ordering, connectivity, direct, xp=np, dtype="float32"):
     Direct:          M[d, j] = 1[m(d) > m(j)]              (strictly lower-triangular in the ordering)
     """
     degrees_in = xp.asarray(input_degrees(np.asarray(ordering)))
-    degrees = [degrees_in] + [xp.asarray(c) for c in connectivity]
+    degrees = [degrees_in] + [xp.asarray(d) for d in hidden_degrees]
     masks = {}
-    for layer in range(len(connectivity)):
+    for layer in range(len(hidden_degrees)):
         masks[f"W{layer}"] = (degrees[layer + 1][:, None] >= degrees[layer][None, :]).astype(dtype)
-    if connectivity:
-        masks[f"W{len(connectivity)}"] = (degrees_in[:, None] > degrees[-1][None, :]).astype(dtype)
+    if hidden_degrees:
+        masks[f"W{len(hidden_degrees)}"] = (degrees_in[:, None] > degrees[-1][None, :]).astype(dtype)
     if direct:
         masks["W_direct"] = (degrees_in[:, None] > degrees_in[None, :]).astype(dtype)
     return masks
 
 
-def connected_pairs(masks, hidden_sizes, direct):
-    """Which outputs can reach which inputs: the product of the masks along every path, as 0/1.
+def mask_spec(config, k):
+    """(ordering, hidden degrees) of mask k of a model's sequence: a pure function of the config's
+    seed, k, and what config.shuffle resamples. Mask 0 has the ordering config.ordering asks for."""
+    rng = backend.random_generator(config.seed, "masks", 0)
+    if config.ordering == "natural":
+        first_ordering = np.arange(config.n_in)
+    elif config.ordering == "random":
+        first_ordering = sample_ordering(config.n_in, rng)
+    else:
+        first_ordering = np.asarray(config.ordering, dtype=np.int64)
+    first_degrees = sample_hidden_degrees(config.n_in, config.hidden_sizes, rng)
+    if k == 0 or config.shuffle == "once":
+        return first_ordering, first_degrees
+    rng = backend.random_generator(config.seed, "masks", k)
+    ordering = sample_ordering(config.n_in, rng)
+    hidden_degrees = sample_hidden_degrees(config.n_in, config.hidden_sizes, rng)
+    if config.shuffle == "ordering":
+        return ordering, first_degrees
+    if config.shuffle == "connectivity":
+        return first_ordering, hidden_degrees
+    return ordering, hidden_degrees
 
-    (D, D) array, [d, j] = 1 when some path of kept weights leads from input j to output d.
-    """
-    n_layers = len(hidden_sizes)
+
+def connected_pairs(masks, hidden_sizes, direct):
+    """Reference for the tests: which outputs can reach which inputs, from the product of the masks
+    along every path. (D, D) 0/1 array, [d, j] = 1 when some path of kept weights leads from j to d."""
     reach = None
-    if n_layers:
+    if hidden_sizes:
         reach = np.asarray(backend.to_host(masks["W0"]), dtype=np.float64)
-        for layer in range(1, n_layers + 1):
+        for layer in range(1, len(hidden_sizes) + 1):
             reach = np.asarray(backend.to_host(masks[f"W{layer}"]), dtype=np.float64) @ reach
     if direct:
         direct_mask = np.asarray(backend.to_host(masks["W_direct"]), dtype=np.float64)
@@ -112,8 +137,152 @@ def connected_pairs(masks, hidden_sizes, direct):
     return (reach > 0).astype(np.int64)
 
 
+def observed_first_ordering(observed, rng):
+    """An ordering with the observed variables first, each group in random order. observed: (D,) bool."""
+    observed = np.asarray(observed, dtype=bool)
+    return np.concatenate([rng.permutation(np.flatnonzero(observed)), rng.permutation(np.flatnonzero(~observed))])
+
+
+def trained_on_one_ordering(model):
+    """True when an ordering other than the first is outside what the model learned (completion
+    and log p(x_O) need orderings with the observed values first)."""
+    return model.n_masks == 1 or model.shuffle in ("connectivity", "once")
+
+
+def group_by_pattern(observed):
+    """[(pattern (D,), row indices)] for each distinct row of a boolean (N, D) array, in first-seen order."""
+    patterns, first, inverse = np.unique(observed, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return [(patterns[i], np.flatnonzero(inverse == i)) for i in np.argsort(first)]
+
+
 # ----------------------------------------------------------------------------------------------
-# Weight initialisation, on the host in float64 so CPU and GPU runs start from the same numbers.
+# The configuration and the layers it defines
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines a MADE but its weights; validated on creation, saved as JSON.
+
+    n_in: D. hidden_sizes: units per hidden layer (() with direct=True is the shallow MADE, an
+    FVSBN). activation: relu | tanh | sigmoid | softplus. direct: add the masked input→output
+    weights. cond_mask: add the mask-conditioning term to every masked layer. ordering: "random",
+    "natural" or a permutation of range(D), for mask 0. n_masks: masks in the training cycle (1: one
+    fixed mask; 0: a fresh mask for every minibatch). shuffle: what later masks resample: "full"
+    (ordering and degrees), "ordering", "connectivity" (the hidden degrees), or "once" (never).
+    seed: all randomness of the model. dtype: "float32" or "float64". init: "uniform" (Glorot's
+    range) or "orthogonal".
+    """
+    n_in: int
+    hidden_sizes: tuple
+    activation: str = "relu"
+    direct: bool = False
+    cond_mask: bool = False
+    ordering: object = "random"
+    n_masks: int = 1
+    shuffle: str = "full"
+    seed: int = 0
+    dtype: str = "float32"
+    init: str = "uniform"
+
+    def __post_init__(self):
+        self._check_shape()
+        self._check_choices()
+
+    def _fix(self, name, value):
+        object.__setattr__(self, name, value)  # how a frozen dataclass normalises its own fields
+
+    def _check_shape(self):
+        """n_in, hidden_sizes and ordering: the network's shape and mask 0's ordering."""
+        fix = self._fix
+        if not _is_int(self.n_in) or self.n_in < 2:
+            raise ValueError(f"n_in must be an integer ≥ 2, not {self.n_in!r}")
+        fix("n_in", int(self.n_in))
+        if isinstance(self.hidden_sizes, (str, bytes)) or not np.iterable(self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be a list of positive integers, not {self.hidden_sizes!r}")
+        if not all(_is_int(size) and size > 0 for size in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive integers, not {self.hidden_sizes!r}")
+        fix("hidden_sizes", tuple(int(size) for size in self.hidden_sizes))
+        if not self.hidden_sizes and not self.direct:
+            raise ValueError("hidden_sizes=[] needs direct=True (the shallow MADE); otherwise no input reaches the output")
+        if isinstance(self.ordering, str):
+            if self.ordering not in ("random", "natural"):
+                raise ValueError(f"ordering must be 'random', 'natural' or a permutation, not {self.ordering!r}")
+        else:
+            ordering = tuple(int(i) for i in np.asarray(self.ordering).reshape(-1))
+            if sorted(ordering) != list(range(self.n_in)):
+                raise ValueError(f"ordering must be a permutation of range({self.n_in})")
+            fix("ordering", ordering)
+
+    def _check_choices(self):
+        """The options: activation, masks, shuffle, seed, init, dtype."""
+        fix = self._fix
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {self.activation!r}")
+        if not _is_int(self.n_masks) or self.n_masks < 0:
+            raise ValueError(f"n_masks must be an integer ≥ 0 (0: a fresh mask every time), not {self.n_masks!r}")
+        if self.shuffle not in SHUFFLES:
+            raise ValueError(f"shuffle must be one of {SHUFFLES}, not {self.shuffle!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, not {self.seed!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, not {self.init!r}")
+        fix("direct", bool(self.direct))
+        fix("cond_mask", bool(self.cond_mask))
+        fix("n_masks", int(self.n_masks))
+        fix("seed", int(self.seed))
+        fix("dtype", backend.check_dtype(self.dtype))
+
+    def as_dict(self):
+        """The JSON form (lists for tuples), as MADE(**config.as_dict()) takes it back."""
+        value = dataclasses.asdict(self)
+        value["hidden_sizes"] = list(self.hidden_sizes)
+        if not isinstance(self.ordering, str):
+            value["ordering"] = list(self.ordering)
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One layer: z = b + Σ_i h_i (W_i ⊙ M_i)ᵀ (+ Σ_i 1·(U_i ⊙ M_i)ᵀ), and h = f(z) when hidden.
+
+    inputs: (weight name, source) per incoming weight; source 0 is the data x, source l + 1 the
+    output of hidden layer l. conds: the U that goes with each weight (None without cond_mask)."""
+    bias: str
+    size: int
+    inputs: tuple
+    conds: tuple
+    hidden: bool
+
+
+def build_layers(config):
+    """The hidden layers, then the output layer (from the last hidden layer and/or the data)."""
+    n_hidden = len(config.hidden_sizes)
+    def conds(inputs):
+        return tuple(("U" + name[1:]) if config.cond_mask else None for name, _ in inputs)
+
+    layers = [Layer(f"b{l}", size, ((f"W{l}", l),), conds(((f"W{l}", l),)), hidden=True)
+              for l, size in enumerate(config.hidden_sizes)]
+    inputs = ((f"W{n_hidden}", n_hidden),) if n_hidden else ()
+    inputs += (("W_direct", 0),) if config.direct else ()
+    return layers + [Layer(f"b{n_hidden}", config.n_in, inputs, conds(inputs), hidden=False)]
+
+
+def param_shapes(config, layers):
+    """name → shape of every parameter: each layer's weights and bias, then the U's."""
+    sizes = [config.n_in] + list(config.hidden_sizes)
+    weights = {name: (layer.size, sizes[source]) for layer in layers for name, source in layer.inputs}
+    shapes = {}
+    for layer in layers:
+        shapes.update({name: weights[name] for name, _ in layer.inputs})
+        shapes[layer.bias] = (layer.size,)
+    shapes.update({cond: weights[name] for layer in layers for (name, _), cond in zip(layer.inputs, layer.conds)
+                   if cond is not None})
+    return shapes
 
 
 def init_weight(shape, kind, rng):
@@ -129,263 +298,214 @@ def init_weight(shape, kind, rng):
     return q if fan_out >= fan_in else q.T
 
 
+def init_params(shapes, kind, seed):
+    """Host float64 weights from init_weight, in the order of `shapes`, from the seed's stream;
+    biases zero. Drawn on the host so CPU and GPU runs start from the same numbers."""
+    rng = backend.random_generator(seed, "init")
+    return {name: np.zeros(shape) if len(shape) == 1 else init_weight(shape, kind, rng)
+            for name, shape in shapes.items()}
+
+
+def check_params(params, shapes):
+    """Given weights must have exactly the names and shapes the architecture defines, and be finite."""
+    if set(params) != set(shapes):
+        raise ValueError(f"parameters {sorted(set(params) ^ set(shapes))} do not match the architecture")
+    for name, shape in shapes.items():
+        value = params[name]
+        if tuple(value.shape) != shape or value.dtype.kind != "f":
+            raise ValueError(f"{name} has shape {tuple(value.shape)} ({value.dtype}), the architecture needs {shape} (float)")
+        if not bool(backend.module_of(value).isfinite(value).all()):
+            raise ValueError(f"{name} holds NaN or infinite values")
+
+
 # ----------------------------------------------------------------------------------------------
 
 
 class MADE:
-    """A MADE over D binary inputs. See the module docstring for the parameters and masks.
-
-    n_in: D. hidden_sizes: units per hidden layer ([] with direct=True is the shallow MADE, an
-    FVSBN). activation: relu | tanh | sigmoid | softplus. direct: add the masked input→output
-    weights. cond_mask: add the authors' mask-conditioning term to every masked layer.
-    ordering: "random", "natural" or an explicit permutation of range(D) for mask 0.
-    n_masks: masks in the training cycle (1: one fixed mask; 0: a fresh mask for every minibatch).
-    shuffle: what later masks resample: "full" (ordering and connectivity), "ordering",
-    "connectivity", or "once" (never: every mask is mask 0). seed: all randomness of the model.
-    dtype: "float32" or "float64". init: "uniform" (Glorot) or "orthogonal". gpu: use CuPy.
-    params: existing weights (name → array, as model.params) instead of a fresh initialisation;
-    their names and shapes must be exactly those the other arguments define.
-    """
+    """A MADE over D binary inputs; the arguments are those of Config (read it for each one), plus
+    gpu (use CuPy) and params (existing weights, name → array as model.params, instead of a fresh
+    initialisation; their names and shapes must be those the configuration defines)."""
 
     def __init__(self, n_in, hidden_sizes, *, activation="relu", direct=False, cond_mask=False,
                  ordering="random", n_masks=1, shuffle="full", seed=0, dtype="float32",
                  init="uniform", gpu=False, params=None):
-        self.config = _check_config(n_in, hidden_sizes, activation, direct, cond_mask, ordering,
-                                    n_masks, shuffle, seed, dtype, init)
-        self.n_in = n_in
-        self.hidden_sizes = list(self.config["hidden_sizes"])
-        self.activation, self.direct, self.cond_mask = activation, direct, cond_mask
-        self.n_masks, self.shuffle, self.seed = n_masks, shuffle, seed
-        self.dtype = self.config["dtype"]
-        self.gpu = gpu
-        self.xp = backend.array_module(gpu)
-        self.params = self._init_params(init) if params is None else self._adopt_params(params)
-        self._base_spec = self._draw_base_spec()
+        self.config = config = Config(n_in, hidden_sizes, activation, direct, cond_mask, ordering,
+                                      n_masks, shuffle, seed, dtype, init)
+        self.n_in, self.hidden_sizes, self.activation = config.n_in, list(config.hidden_sizes), config.activation
+        self.direct, self.cond_mask, self.n_masks = config.direct, config.cond_mask, config.n_masks
+        self.shuffle, self.seed, self.dtype = config.shuffle, config.seed, config.dtype
+        self.gpu, self.xp = gpu, backend.array_module(gpu)
+        self.layers = build_layers(config)
+        shapes = param_shapes(config, self.layers)
+        if params is None:
+            params = init_params(shapes, config.init, config.seed)
+        check_params(params, shapes)
+        self.params = {name: backend.to_device(params[name], gpu, self.dtype) for name in shapes}
         self._mask_cache = {}
         self.use_mask(0)
-
-    # -- parameters and masks -----------------------------------------------------------------
-
-    def _weight_shapes(self):
-        """name → shape of every masked weight, in forward order."""
-        sizes = [self.n_in] + self.hidden_sizes
-        shapes = {f"W{layer}": (sizes[layer + 1], sizes[layer]) for layer in range(len(self.hidden_sizes))}
-        if self.hidden_sizes:
-            shapes[f"W{len(self.hidden_sizes)}"] = (self.n_in, self.hidden_sizes[-1])
-        if self.direct:
-            shapes["W_direct"] = (self.n_in, self.n_in)
-        return shapes
-
-    def param_shapes(self):
-        """name → shape of every parameter, in a fixed order: weights with their biases, then U's."""
-        shapes = {}
-        for name, shape in self._weight_shapes().items():
-            shapes[name] = shape
-            if name != "W_direct":
-                shapes["b" + name[1:]] = (shape[0],)
-        shapes.setdefault(f"b{len(self.hidden_sizes)}", (self.n_in,))  # the shallow MADE's bias
-        if self.cond_mask:
-            for name, shape in self._weight_shapes().items():
-                shapes[_cond_name(name)] = shape
-        return shapes
-
-    def _init_params(self, init):
-        """Weights from init_weight (in param_shapes order, from the seed's stream), biases zero."""
-        rng = backend.random_generator([self.seed, _INIT_STREAM])
-        host = {name: np.zeros(shape) if name.startswith("b") else init_weight(shape, init, rng)
-                for name, shape in self.param_shapes().items()}
-        return {name: backend.to_device(value, self.gpu, self.dtype) for name, value in host.items()}
-
-    def _adopt_params(self, params):
-        """Given weights, checked against param_shapes() before any copy is made."""
-        expected = self.param_shapes()
-        if set(params) != set(expected):
-            raise ValueError(f"parameters {sorted(set(params) ^ set(expected))} do not match the architecture")
-        for name, shape in expected.items():
-            value = params[name]
-            if tuple(value.shape) != shape or value.dtype.kind != "f":
-                raise ValueError(f"{name} has shape {tuple(value.shape)} ({value.dtype}), the architecture needs {shape} (float)")
-            if not bool(backend.module_of(value).isfinite(value).all()):
-                raise ValueError(f"{name} holds NaN or infinite values")
-        return {name: backend.to_device(params[name], self.gpu, self.dtype) for name in expected}
 
     @property
     def n_params(self):
         return int(sum(p.size for p in self.params.values()))
 
-    def mask_spec(self, k):
-        """(ordering, connectivity) of mask k: a pure function of (seed, k) and the shuffle kind."""
-        base_ordering, base_connectivity = self._base_spec
-        if k == 0 or self.shuffle == "once":
-            return base_ordering, base_connectivity
-        rng = backend.random_generator([self.seed, _MASK_STREAM, k])
-        ordering = sample_ordering(self.n_in, rng)
-        connectivity = sample_connectivity(self.n_in, self.hidden_sizes, rng)
-        if self.shuffle == "ordering":
-            connectivity = base_connectivity
-        elif self.shuffle == "connectivity":
-            ordering = base_ordering
-        return ordering, connectivity
+    # -- masks ----------------------------------------------------------------------------------
 
-    def _draw_base_spec(self):
-        """Mask 0: the ordering asked for (natural, random or given) and a drawn connectivity."""
-        rng = backend.random_generator([self.seed, _MASK_STREAM, 0])
-        choice = self.config["ordering"]
-        if choice == "natural":
-            ordering = np.arange(self.n_in)
-        elif choice == "random":
-            ordering = sample_ordering(self.n_in, rng)
-        else:
-            ordering = np.asarray(choice, dtype=np.int64)
-        return ordering, sample_connectivity(self.n_in, self.hidden_sizes, rng)
+    @property
+    def distinct_masks(self):
+        """How many different masks training used: 1, n_masks, or None (n_masks=0: unbounded)."""
+        if self.n_masks == 1 or self.shuffle == "once":
+            return 1
+        return self.n_masks or None
+
+    def cycle_index(self, k):
+        """The mask of the cycle that the k-th mask of a sequence is (the cycle wraps around)."""
+        return k % self.n_masks if self.n_masks > 0 else k
 
     def use_mask(self, k):
-        """Select mask k of the cycle (any k ≥ 0 when n_masks is 0).
-
-        Building a mask costs a comparison per weight; when the whole cycle fits in
-        MASK_CACHE_BYTES each mask is built once and kept, so cycling through K masks every
-        minibatch costs nothing after the first K minibatches."""
+        """Select mask k of the cycle (any k ≥ 0 when n_masks is 0). A cycle whose masks fit in
+        MASK_CACHE_BYTES keeps them, so cycling every minibatch builds each mask only once."""
         self.mask_index = int(k)
         if self.mask_index in self._mask_cache:
-            self.ordering, self.connectivity, self.masks = self._mask_cache[self.mask_index]
+            self.ordering, self.hidden_degrees, self.masks = self._mask_cache[self.mask_index]
             return
-        self.ordering, self.connectivity = self.mask_spec(self.mask_index)
-        self.masks = build_masks(self.ordering, self.connectivity, self.direct, self.xp, self.dtype)
+        self.ordering, self.hidden_degrees = mask_spec(self.config, self.mask_index)
+        self.masks = build_masks(self.ordering, self.hidden_degrees, self.direct, self.xp, self.dtype)
         mask_bytes = sum(m.nbytes for m in self.masks.values())
         if self.mask_index < self.n_masks and 1 < self.n_masks and self.n_masks * mask_bytes <= MASK_CACHE_BYTES:
-            self._mask_cache[self.mask_index] = (self.ordering, self.connectivity, self.masks)
+            self._mask_cache[self.mask_index] = (self.ordering, self.hidden_degrees, self.masks)
 
     def use_ordering(self, ordering, seed=0):
-        """A mask outside the cycle: the given ordering, with connectivity drawn from `seed`
-        (used for completion, where the observed values must come first). mask_index becomes None;
-        use_mask(k) returns to the cycle."""
+        """A mask outside the cycle: the given ordering, with hidden degrees drawn from `seed` (used
+        for completion, where the observed values must come first). mask_index becomes None."""
         ordering = np.asarray(ordering, dtype=np.int64)
         if sorted(ordering.tolist()) != list(range(self.n_in)):
             raise ValueError(f"ordering must be a permutation of range({self.n_in})")
-        rng = backend.random_generator([self.seed, _CUSTOM_MASK_STREAM, int(seed)])
+        rng = backend.random_generator(self.seed, "custom_masks", int(seed))
         self.mask_index = None
-        self.ordering, self.connectivity = ordering, sample_connectivity(self.n_in, self.hidden_sizes, rng)
-        self.masks = build_masks(self.ordering, self.connectivity, self.direct, self.xp, self.dtype)
+        self.ordering, self.hidden_degrees = ordering, sample_hidden_degrees(self.n_in, self.hidden_sizes, rng)
+        self.masks = build_masks(self.ordering, self.hidden_degrees, self.direct, self.xp, self.dtype)
 
     def next_mask(self):
-        """Advance to the next mask of the cycle (called before every minibatch when training over masks)."""
-        if self.n_masks == 1 or self.shuffle == "once":
-            return  # one mask: nothing to rebuild
-        k = self.mask_index + 1
-        self.use_mask(k % self.n_masks if self.n_masks > 0 else k)
+        """Advance to the next mask of the cycle (called after every minibatch when training over masks)."""
+        if self.distinct_masks != 1:  # (under a custom ordering, back to mask 0 of the cycle)
+            self.use_mask(0 if self.mask_index is None else self.cycle_index(self.mask_index + 1))
+
+    @contextmanager
+    def keeping_mask(self):
+        """Within the block, use_mask or use_ordering freely; afterwards the model is back under
+        the mask it had, whatever it was (a mask of the cycle or a custom ordering)."""
+        saved = self.mask_index, self.ordering, self.hidden_degrees, self.masks
+        try:
+            yield self
+        finally:
+            self.mask_index, self.ordering, self.hidden_degrees, self.masks = saved
 
     # -- forward and backward -----------------------------------------------------------------
-
-    def _as_input(self, x):
-        """x on the model's device in the model's dtype (no copy when it already is)."""
-        return self.xp.asarray(x, dtype=self.dtype)
-
-    def bias_of(self, name):
-        """Bias of the layer with weight `name`, plus its mask-conditioning term when enabled."""
-        bias = self.params["b" + name[1:]]
-        if self.cond_mask:
-            bias = bias + mask_conditioning(self.params[_cond_name(name)], self.masks[name])
-        return bias
 
     def masked_weights(self):
         """W ⊙ M for every masked weight: computed once per minibatch (or per evaluation)."""
         return {name: mask_weight(self.params[name], self.masks[name]) for name in self.masks}
 
-    def _forward(self, x, masked=None):
-        """Logits (N, D) and what the backward pass needs: the masked weights and each hidden
-        layer's (input, pre-activation, output)."""
+    def layer_bias(self, layer):
+        """The layer's bias b, plus its mask-conditioning terms Σ_i 1·(U_i ⊙ M_i)ᵀ when enabled."""
+        bias = self.params[layer.bias]
+        for (name, _), cond in zip(layer.inputs, layer.conds):
+            if cond is not None:
+                bias = bias + mask_conditioning(self.params[cond], self.masks[name])
+        return bias
+
+    def _forward(self, x, masked):
+        """Logits (N, D), and per hidden layer its pre-activation z; activations[s] is source s
+        (activations[0] = x, then each hidden layer's output h)."""
         activate = ACTIVATIONS[self.activation][0]
-        masked = self.masked_weights() if masked is None else masked
-        layers, h = [], x
-        for layer in range(len(self.hidden_sizes)):
-            name = f"W{layer}"
-            z = linear(h, masked[name], self.bias_of(name))
-            h_next = activate(z)
-            layers.append((h, z, h_next))
-            h = h_next
-        output = f"W{len(self.hidden_sizes)}"
-        if self.hidden_sizes:
-            logits = linear(h, masked[output], self.bias_of(output))
-            if self.direct:
-                logits += x @ masked["W_direct"].T
-        else:  # the shallow MADE: the direct connection alone, with the output bias
-            logits = linear(x, masked["W_direct"], self.params["b0"])
-        if self.direct and self.cond_mask:
-            logits += mask_conditioning(self.params["U_direct"], self.masks["W_direct"])
-        return logits, masked, layers
+        activations, pre_activations = [x], []
+        for layer in self.layers:
+            (name, source), *others = layer.inputs  # every layer has at least one (Config checks it)
+            z = linear(activations[source], masked[name], self.layer_bias(layer))
+            for name, source in others:
+                z += activations[source] @ masked[name].T
+            if layer.hidden:
+                pre_activations.append(z)
+                activations.append(activate(z))
+        return z, activations, pre_activations
 
     def forward(self, x, masked=None):
         """Output logits a (N, D) under the current mask: p(x_d = 1 | x_<d) = σ(a_d).
         masked: the result of masked_weights(), when the caller reuses it across calls."""
-        return self._forward(self._as_input(x), masked)[0]
-
-    def nll_and_grads(self, x):
-        """Mean negative log-likelihood of a minibatch (a 0-d array on the model's device, so a GPU
-        never waits for the host) and its gradient for every parameter.
-
-        Backpropagation, top to bottom:
-            ∂L/∂a = (σ(a) − x) / N                    the loss's gradient (autograd.bernoulli_nll_and_backward)
-            output layer and direct connection:      autograd.linear_backward
-            ∂L/∂z_l = f'(z_l) ⊙ ∂L/∂h_l               the activation's backward
-            hidden layer l:                           autograd.linear_backward, down to layer 0
-        """
-        x = self._as_input(x)
-        logits, masked, layers = self._forward(x)
-        nll, grad_logits = bernoulli_nll_and_backward(logits, x)
-        loss = nll.mean()
-        grad_logits /= x.shape[0]
-        grads = {}
-
-        def backward_through(name, grad_y, layer_input, need_grad_x):
-            grad_x, grads[name], grad_bias = linear_backward(grad_y, layer_input, masked[name],
-                                                             self.masks[name], need_grad_x)
-            if name != "W_direct":
-                grads["b" + name[1:]] = grad_bias
-            if self.cond_mask:
-                grads[_cond_name(name)] = mask_conditioning_backward(grad_bias, self.masks[name])
-            return grad_x
-
-        n_layers = len(self.hidden_sizes)
-        if self.direct:
-            backward_through("W_direct", grad_logits, x, need_grad_x=False)
-        if not n_layers:
-            grads["b0"] = grad_logits.sum(axis=0)
-            return loss, grads
-        activation_backward = ACTIVATIONS[self.activation][1]
-        grad_h = backward_through(f"W{n_layers}", grad_logits, layers[-1][2], need_grad_x=True)
-        for layer in reversed(range(n_layers)):
-            layer_input, z, h = layers[layer]
-            grad_z = activation_backward(grad_h, z, h)
-            grad_h = backward_through(f"W{layer}", grad_z, layer_input, need_grad_x=layer > 0)
-        return loss, grads
+        return self._forward(self._as_input(x), self.masked_weights() if masked is None else masked)[0]
 
     def loss_and_grads(self, x):
-        """(mean NLL as a Python float, dict of gradients keyed like model.params)."""
-        loss, grads = self.nll_and_grads(x)
-        return float(loss), grads
+        """Mean negative log-likelihood of a minibatch x (N, D), and its gradient for every parameter,
+        keyed like model.params. The loss is a 0-d array on the model's device (float(loss) reads
+        it; on a GPU that waits for the device, so a loop that sums losses should sum arrays).
 
-    def log_prob(self, x, n_masks=None, batch_size=1000):
+        Backpropagation, from the top, one layer at a time:
+            ∂L/∂a = (σ(a) − x) / N                  the loss (autograd.bernoulli_nll_and_backward)
+            ∂L/∂z_l = f'(z_l) ⊙ ∂L/∂h_l             a hidden layer's activation
+            ∂L/∂W_i, ∂L/∂b, ∂L/∂h_i                 each incoming weight (autograd.linear_backward),
+                                                    ∂L/∂U_i from the bias's gradient
+        """
+        x = self._as_input(x)
+        masked = self.masked_weights()
+        logits, activations, pre_activations = self._forward(x, masked)
+        nll, grad_z = bernoulli_nll_and_backward(logits, x)
+        grad_z /= x.shape[0]
+        activation_backward = ACTIVATIONS[self.activation][1]
+        grads, grad_h = {}, {}
+        for index in reversed(range(len(self.layers))):
+            layer = self.layers[index]
+            if layer.hidden:
+                grad_z = activation_backward(grad_h.pop(index + 1), pre_activations[index], activations[index + 1])
+            grads[layer.bias] = grad_z.sum(axis=0)
+            for (name, source), cond in zip(layer.inputs, layer.conds):
+                grad_x, grads[name], _ = linear_backward(grad_z, activations[source], masked[name],
+                                                         self.masks[name], need_grad_x=source > 0)
+                if source > 0:  # each hidden layer feeds exactly one layer: the one above it
+                    grad_h[source] = grad_x
+                if cond is not None:
+                    grads[cond] = mask_conditioning_backward(grads[layer.bias], self.masks[name])
+        return nll.mean(), grads
+
+    def _as_input(self, x):
+        """x on the model's device in the model's dtype (no copy when it already is)."""
+        return self.xp.asarray(x, dtype=self.dtype)
+
+    # -- log-likelihoods ------------------------------------------------------------------------
+
+    def log_prob(self, x, n_masks=None, batch_size=1000, progress=None):
         """log p(x) in nats, shape (N,), on the model's device.
 
         n_masks=None: under the current mask. n_masks=K: the ensemble of masks 0…K−1 (paper
-        section 4.3), log p(x) = log (1/K) Σ_k p(x | mask k), averaged in probability with
-        log-sum-exp; the current mask is restored afterwards. A K larger than the training cycle
-        goes round the cycle again (masks outside it were never trained).
+        section 4.3), log p(x) = log (1/K) Σ_k p(x | mask k), averaged in probability by a running
+        log-sum-exp, so memory holds one mask's results at a time; the current mask is restored
+        afterwards. A K larger than the training cycle goes round it again. progress(done, total),
+        when given, is called after every batch of every mask (to report, or to stop).
         """
         x = self._as_input(x)
         if n_masks is None:
-            return self._log_prob_current(x, batch_size)
+            return self._log_prob_current(x, batch_size, progress, 0, -(-x.shape[0] // batch_size))
         if n_masks < 1:
             raise ValueError(f"n_masks must be at least 1 for an ensemble, not {n_masks}")
-        current = self.mask_index
-        try:
-            per_mask = []
+        total, per_mask = None, -(-x.shape[0] // batch_size)
+        with self.keeping_mask():
             for k in range(n_masks):
-                self.use_mask(k % self.n_masks if self.n_masks > 0 else k)
-                per_mask.append(self._log_prob_current(x, batch_size))
-        finally:
-            self.use_mask(current)
-        return log_mean_exp(self.xp.stack(per_mask), axis=0)
+                self.use_mask(self.cycle_index(k))
+                log_p = self._log_prob_current(x, batch_size, progress, k * per_mask, n_masks * per_mask)
+                total = log_p if total is None else self.xp.logaddexp(total, log_p, out=total)
+        total -= math.log(n_masks)
+        return total
+
+    def _log_prob_current(self, x, batch_size, progress, done, total):
+        """log p(x) under the current mask, batch by batch."""
+        masked = self.masked_weights()
+        result = self.xp.empty(x.shape[0], dtype=self.dtype)
+        for start in range(0, x.shape[0], batch_size):
+            chunk = x[start:start + batch_size]
+            result[start:start + batch_size] = -bernoulli_nll(self._forward(chunk, masked)[0], chunk)
+            if progress is not None:
+                done += 1
+                progress(done, total)
+        return result
 
     def log_prob_observed(self, x, observed, seed=0, batch_size=1000):
         """log p(x_O) of the observed values alone, (N,): exact under an ordering that puts the
@@ -395,125 +515,71 @@ class MADE:
         x = self._as_input(x)
         observed = np.broadcast_to(np.asarray(backend.to_host(observed), dtype=bool), x.shape)
         result = self.xp.zeros(x.shape[0], dtype=self.dtype)
-        current = self.mask_index
-        try:
+        with self.keeping_mask():
             for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
-                self.use_ordering(observed_first_ordering(pattern, backend.random_generator([seed, group])), seed)
-                rows_device = self.xp.asarray(rows)
-                columns = self.xp.asarray(np.flatnonzero(pattern))
+                rng = backend.random_generator(seed, "pattern_orderings", group)
+                self.use_ordering(observed_first_ordering(pattern, rng), seed)
+                rows, columns = self.xp.asarray(rows), self.xp.asarray(np.flatnonzero(pattern))
                 masked = self.masked_weights()
                 for start in range(0, len(rows), batch_size):
-                    chunk = rows_device[start:start + batch_size]
-                    logits = self._forward(x[chunk], masked)[0]
-                    per_variable = bernoulli_nll_per_variable(logits, x[chunk])
+                    chunk = rows[start:start + batch_size]
+                    per_variable = bernoulli_nll_per_variable(self._forward(x[chunk], masked)[0], x[chunk])
                     result[chunk] = -per_variable[:, columns].sum(axis=1)
-        finally:
-            self.use_mask(current if current is not None else 0)
         return result
-
-    def _log_prob_current(self, x, batch_size):
-        masked = self.masked_weights()
-        chunks = [-bernoulli_nll(self._forward(x[start:start + batch_size], masked)[0], x[start:start + batch_size])
-                  for start in range(0, x.shape[0], batch_size)]
-        return self.xp.concatenate(chunks) if chunks else self.xp.zeros(0, dtype=self.dtype)
 
     # -- saving and loading -------------------------------------------------------------------
 
-    def state_arrays(self):
-        """Everything that defines the model, as host arrays: weights, config, current mask."""
-        if self.mask_index is None:
-            raise ValueError("the model is under a custom ordering (use_ordering); select a mask of "
-                             "its cycle with use_mask(k) before saving")
-        arrays = {f"param.{name}": backend.to_host(value) for name, value in self.params.items()}
-        arrays["config"] = backend.json_array(dict(self.config, format=FORMAT))
-        arrays["mask_index"] = np.array(self.mask_index)
-        return arrays
-
     def save(self, path):
         """One .npz (weights, config as JSON, mask index), written atomically."""
-        backend.save_npz(path, self.state_arrays())
+        import files  # the disk is files.py's business: only save and load reach it
+        files.save_npz(path, state_arrays(self))
 
     @classmethod
     def load(cls, path, gpu=False):
         """The model saved at `path`; a corrupt, foreign or inconsistent file raises CheckpointError."""
+        import files
         try:
-            arrays = backend.read_npz(path)
-        except backend.FileFormatError as error:
+            arrays = files.read_npz(path)
+        except files.FileFormatError as error:
             raise CheckpointError(str(error)) from None
-        return cls.from_state_arrays(arrays, str(path), gpu)
-
-    @classmethod
-    def from_state_arrays(cls, arrays, what, gpu=False):
-        if "config" not in arrays:
-            raise CheckpointError(f"{what}: not a MADE model file (no config)")
-        try:
-            config = backend.read_json_array(arrays["config"], f"{what}: config")
-        except backend.FileFormatError as error:
-            raise CheckpointError(str(error)) from None
-        if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
-            raise CheckpointError(f"{what}: not a MADE model file of format {FORMAT}")
-        params = {name[len("param."):]: value for name, value in arrays.items() if name.startswith("param.")}
-        try:
-            model = cls(**config, gpu=gpu, params=params)
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(f"{what}: does not hold a consistent MADE ({error})") from None
-        mask_index = arrays.get("mask_index", np.array(0))
-        if (mask_index.shape != () or mask_index.dtype.kind not in "iu" or int(mask_index) < 0
-                or (model.n_masks > 0 and int(mask_index) >= model.n_masks)):
-            raise CheckpointError(f"{what}: mask_index must be an integer in the model's cycle of masks")
-        model.use_mask(int(mask_index))
-        return model
+        return from_state_arrays(arrays, str(path), gpu)
 
 
-def observed_first_ordering(observed, rng):
-    """An ordering with the observed variables first, each group in random order. observed: (D,) bool."""
-    observed = np.asarray(observed, dtype=bool)
-    return np.concatenate([rng.permutation(np.flatnonzero(observed)), rng.permutation(np.flatnonzero(~observed))])
+# ----------------------------------------------------------------------------------------------
+# A model as arrays (what save writes and a checkpoint holds)
 
 
-def group_by_pattern(observed):
-    """[(pattern (D,), row indices)] for each distinct row of a boolean (N, D) array, in first-seen order."""
-    patterns, first, inverse = np.unique(observed, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    return [(patterns[i], np.flatnonzero(inverse == i)) for i in np.argsort(first)]
+def state_arrays(model):
+    """Everything that defines a model, as host arrays: param.NAME weights, its config as JSON
+    (with the format's name), the current mask's index."""
+    if model.mask_index is None:
+        raise ValueError("the model is under a custom ordering (use_ordering); select a mask of "
+                         "its cycle with use_mask(k) before saving")
+    arrays = {f"param.{name}": backend.to_host(value) for name, value in model.params.items()}
+    arrays["config"] = np.array(json.dumps(dict(model.config.as_dict(), format=FORMAT)))  # as files.json_array
+    arrays["mask_index"] = np.array(model.mask_index)
+    return arrays
 
 
-def _cond_name(weight_name):
-    """The mask-conditioning weights that go with a masked weight: W1 → U1, W_direct → U_direct."""
-    return "U" + weight_name[1:]
-
-
-def _check_config(n_in, hidden_sizes, activation, direct, cond_mask, ordering, n_masks, shuffle,
-                  seed, dtype, init):
-    """Validate the constructor's arguments; return them as a JSON-able dict (what save() stores)."""
-    def is_int(value):
-        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-    if not is_int(n_in) or n_in < 2:
-        raise ValueError(f"n_in must be an integer ≥ 2, not {n_in!r}")
-    hidden_sizes = list(hidden_sizes)
-    if not all(is_int(size) and size > 0 for size in hidden_sizes):
-        raise ValueError(f"hidden_sizes must be positive integers, not {hidden_sizes!r}")
-    if not hidden_sizes and not direct:
-        raise ValueError("hidden_sizes=[] needs direct=True (the shallow MADE); otherwise no input reaches the output")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {activation!r}")
-    if isinstance(ordering, str):
-        if ordering not in ("random", "natural"):
-            raise ValueError(f"ordering must be 'random', 'natural' or a permutation, not {ordering!r}")
-    else:
-        ordering = [int(i) for i in np.asarray(ordering).reshape(-1)]
-        if sorted(ordering) != list(range(n_in)):
-            raise ValueError(f"ordering must be a permutation of range({n_in})")
-    if not is_int(n_masks) or n_masks < 0:
-        raise ValueError(f"n_masks must be an integer ≥ 0 (0: a fresh mask every time), not {n_masks!r}")
-    if shuffle not in SHUFFLES:
-        raise ValueError(f"shuffle must be one of {SHUFFLES}, not {shuffle!r}")
-    if not is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, not {init!r}")
-    return {"n_in": int(n_in), "hidden_sizes": [int(s) for s in hidden_sizes], "activation": activation,
-            "direct": bool(direct), "cond_mask": bool(cond_mask), "ordering": ordering,
-            "n_masks": int(n_masks), "shuffle": shuffle, "seed": int(seed),
-            "dtype": backend.check_dtype(dtype), "init": init}
+def from_state_arrays(arrays, what, gpu=False):
+    """The model held in state_arrays() form; CheckpointError naming `what` when it is not one."""
+    import files  # the JSON-in-an-array format is files.py's, like the .npz around it
+    if "config" not in arrays:
+        raise CheckpointError(f"{what}: not a MADE model file (no config)")
+    try:
+        config = files.read_json_array(arrays["config"], f"{what}: config")
+    except files.FileFormatError as error:
+        raise CheckpointError(str(error)) from None
+    if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
+        raise CheckpointError(f"{what}: not a MADE model file of format {FORMAT}")
+    params = {name[len("param."):]: value for name, value in arrays.items() if name.startswith("param.")}
+    try:
+        model = MADE(**config, gpu=gpu, params=params)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{what}: does not hold a consistent MADE ({error})") from None
+    mask_index = arrays.get("mask_index", np.array(0))
+    if (mask_index.shape != () or mask_index.dtype.kind not in "iu" or int(mask_index) < 0
+            or (model.n_masks > 0 and int(mask_index) >= model.n_masks)):
+        raise CheckpointError(f"{what}: mask_index must be an integer in the model's cycle of masks")
+    model.use_mask(int(mask_index))
+    return model

@@ -1,4 +1,5 @@
-"""Update rules over a dict of parameter arrays, updated in place.
+"""Update rules over a dict of parameter arrays, updated in place, and the minibatch loop that
+applies them.
 
     opt = AdaGrad(model.params, lr=0.01)
     loss, grads = model.loss_and_grads(x)
@@ -167,3 +168,24 @@ def make_optimizer(name, params, lr=None, decrease=0.0, rho=None, eps=None):
     if name != "sgd" and eps is not None:
         options["eps"] = eps
     return OPTIMIZERS[name](params, **options)
+
+
+def train_epoch(model, optimizer, x, order, batch_size, after_step=None):
+    """One pass of minibatch gradient descent over the rows of x (N, D), taken in `order` (a
+    permutation of range(N) on the model's device); returns the mean training NLL as a 0-d array.
+
+    Per minibatch: loss and gradients, one update, then the next mask of the cycle (a no-op with
+    one mask). The loss is summed on the device, so a GPU never waits for the host.
+    after_step(done, N), when given, is called after each minibatch (to report, or to stop).
+    """
+    n_examples = x.shape[0]
+    total = model.xp.zeros((), dtype=np.float64)
+    for start in range(0, n_examples, batch_size):
+        batch = x[order[start:start + batch_size]]
+        loss, grads = model.loss_and_grads(batch)
+        optimizer.step(grads)
+        total += loss * batch.shape[0]
+        model.next_mask()
+        if after_step is not None:
+            after_step(start + batch.shape[0], n_examples)
+    return total / n_examples

@@ -17,16 +17,18 @@ Both samplers turn the same uniforms u into the same samples: x_o(p) = 1 when a_
 which is u_p < σ(a_o(p)), with the logit of the uniforms computed once for all positions.
 """
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
 import backend
+import cli
 import data
-from autograd import ACTIVATIONS, mask_conditioning
-from made import MADE, CheckpointError, group_by_pattern, observed_first_ordering
+import files
+import runs
+from autograd import ACTIVATIONS
+from made import group_by_pattern, observed_first_ordering, trained_on_one_ordering
 
 
 def sample_naive(model, uniforms, given=None, n_given=0):
@@ -87,36 +89,30 @@ def sample_fast(model, uniforms, given=None, n_given=0):
 
 
 def _staircase(model):
-    """The model's weights with inputs in sampling order and hidden units sorted by connectivity.
+    """The model's weights with inputs in sampling order and hidden units sorted by degree.
 
     Returns weights[l] (H_l, fan_in) and biases[l] (mask-conditioning included) per hidden layer,
-    output (D, H_L), direct (D, D), output_bias (D,), all in the sorted order, and per layer
-    upto[l][p] / below[l][p]: how many of its units have degree ≤ p / < p.
+    output (D, H_L) and direct (D, D) for the output layer's incoming weights, output_bias (D,), all
+    in the sorted order, and per hidden layer upto[l][p] / below[l][p]: how many of its units have
+    degree ≤ p / < p.
     """
     xp = model.xp
-    by_degree = [np.argsort(backend.to_host(degrees), kind="stable") for degrees in model.connectivity]
+    by_degree = [np.argsort(backend.to_host(degrees), kind="stable") for degrees in model.hidden_degrees]
+    sorted_order = [model.ordering] + by_degree  # of each source: the inputs by position, units by degree
     positions = np.arange(model.n_in + 1)
     net = {"weights": [], "biases": [], "upto": [], "below": []}
-    previous = model.ordering
-    for layer, order in enumerate(by_degree):
-        name = f"W{layer}"
-        net["weights"].append(model.params[name][xp.asarray(order)][:, xp.asarray(previous)])
-        net["biases"].append(model.bias_of(name)[xp.asarray(order)])
-        sorted_degrees = backend.to_host(model.connectivity[layer])[order]
+    for layer, (order, spec) in enumerate(zip(by_degree, model.layers)):
+        name, source = spec.inputs[0]
+        rows = xp.asarray(order)
+        net["weights"].append(model.params[name][rows][:, xp.asarray(sorted_order[source])])
+        net["biases"].append(model.layer_bias(spec)[rows])
+        sorted_degrees = backend.to_host(model.hidden_degrees[layer])[order]
         net["upto"].append(np.searchsorted(sorted_degrees, positions, side="right").tolist())
         net["below"].append(np.searchsorted(sorted_degrees, positions, side="left").tolist())
-        previous = order
-    rows = xp.asarray(model.ordering)
-    if model.hidden_sizes:
-        output = f"W{len(model.hidden_sizes)}"
-        net["output"] = model.params[output][rows][:, xp.asarray(previous)]
-        net["output_bias"] = model.bias_of(output)[rows]
-    else:
-        net["output_bias"] = model.params["b0"][rows]
-    if model.direct:
-        net["direct"] = model.params["W_direct"][rows][:, rows]
-        if model.cond_mask:
-            net["output_bias"] = net["output_bias"] + mask_conditioning(model.params["U_direct"], model.masks["W_direct"])[rows]
+    output, rows = model.layers[-1], xp.asarray(model.ordering)
+    net["output_bias"] = model.layer_bias(output)[rows]
+    for name, source in output.inputs:
+        net["direct" if source == 0 else "output"] = model.params[name][rows][:, xp.asarray(sorted_order[source])]
     return net
 
 
@@ -147,22 +143,15 @@ def complete(model, x, observed, n=1, seed=0, method="fast"):
     sampler = sample_fast if method == "fast" else sample_naive
     rng = backend.random_generator(seed)
     result = np.empty((x_host.shape[0], n, x_host.shape[1]), dtype=np.float32)
-    current = model.mask_index
-    try:
+    with model.keeping_mask():
         for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
-            model.use_ordering(observed_first_ordering(pattern, backend.random_generator([seed, group])), seed)
+            ordering = observed_first_ordering(pattern, backend.random_generator(seed, "pattern_orderings", group))
+            model.use_ordering(ordering, seed)
             given = np.repeat(x_host[rows], n, axis=0)
             uniforms = backend.to_device(rng.random(given.shape), model.gpu, model.dtype)
             filled = sampler(model, uniforms, backend.to_device(given, model.gpu), int(pattern.sum()))
             result[rows] = backend.to_host(filled).reshape(len(rows), n, -1)
-    finally:
-        model.use_mask(current if current is not None else 0)
     return result
-
-
-def trained_on_one_ordering(model):
-    """True when completion under a new ordering is outside what the model learned."""
-    return model.n_masks == 1 or model.shuffle in ("connectivity", "once")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,13 +196,8 @@ def save_grid(path, tiles, side, scale=3):
             top, left = 1 + r * (side + 1), 1 + c * (side + 1)
             grid[top:top + side, left:left + side] = tiles[r, c].reshape(side, side)
     grid = np.kron(grid, np.ones((scale, scale)))
-    with backend.atomic_write(path) as file:
+    with files.atomic_write(path) as file:
         plt.imsave(file, grid, cmap="gray", vmin=0, vmax=1, format="png")
-
-
-def save_array(path, array):
-    with backend.atomic_write(path) as file:
-        np.save(file, array)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -223,89 +207,46 @@ def save_array(path, array):
 def build_parser():
     parser = argparse.ArgumentParser(description="Sample from a trained MADE, or complete partly observed data.")
     parser.add_argument("run_dir", help="a run folder written by train.py (holds model.npz)")
-    parser.add_argument("--n", type=_positive_int, default=100, help="samples to draw (default: %(default)s)")
-    parser.add_argument("--out", default=None,
+    parser.add_argument("--n", type=cli.positive_int, default=100, help="samples to draw (default: %(default)s)")
+    parser.add_argument("--out", type=cli.path, default=None,
                         help="PNG to write (default: RUN_DIR/samples.png or completions.png); the arrays go beside it as .npy")
-    parser.add_argument("--mask", type=_non_negative_int, default=0, help="mask of the training cycle to sample under (default: 0)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the uniforms (default: %(default)s)")
+    parser.add_argument("--mask", type=cli.non_negative_int, default=0,
+                        help="mask of the training cycle to sample under, 0 … masks−1 (default: 0)")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the uniforms (default: %(default)s)")
     parser.add_argument("--naive", action="store_true", help="use the reference sampler (D forward passes)")
     parser.add_argument("--dataset", default=None, help="data for nearest neighbours and completion (default: the run's)")
-    parser.add_argument("--data-dir", default=None, help="folder of the named data sets")
+    parser.add_argument("--data-dir", type=cli.path, default=None, help="folder of the named data sets")
     parser.add_argument("--no-nearest", action="store_true", help="do not show the nearest training example of each sample")
     parser.add_argument("--complete", action="store_true", help="complete partly observed examples instead of sampling")
     parser.add_argument("--from", dest="split", choices=data.SPLITS, default="test", help="split to complete (default: test)")
     parser.add_argument("--observe", default="top",
                         help="what is observed: top, bottom, left, right (image halves), random:F (each value "
                              "with probability F), or FILE.npy of booleans, (D,) or (examples, D) (default: top)")
-    parser.add_argument("--examples", type=_positive_int, default=10,
+    parser.add_argument("--examples", type=cli.positive_int, default=10,
                         help="examples to complete, drawn at random from the split with --seed (default: %(default)s)")
-    parser.add_argument("--completions", type=_positive_int, default=5, help="completions per example (default: %(default)s)")
+    parser.add_argument("--completions", type=cli.positive_int, default=5,
+                        help="completions per example (default: %(default)s)")
     parser.add_argument("--gpu", action="store_true", help="run on a CUDA GPU through CuPy")
     return parser
-
-
-def _positive_int(text):
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, not {text}")
-    return value
-
-
-def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True):
-    """(model, splits or None, the run's config) from a train.py run folder."""
-    model = MADE.load(os.path.join(run_dir, "model.npz"), gpu=gpu)
-    config = run_config_of(run_dir)
-    splits = None
-    if need_data:
-        dataset = dataset or config.get("dataset")
-        if dataset is None:
-            raise data.DataError(f"{run_dir} does not name its data set: pass --dataset")
-        splits = data.load(dataset, data_dir or config.get("data_dir"))
-        if splits["train"].shape[1] != model.n_in:
-            raise data.DataError(f"{dataset} has {splits['train'].shape[1]} variables, the model {model.n_in}")
-    return model, splits, config
-
-
-def run_config_of(run_dir):
-    """The flags a run was trained with: from metrics.json once it finished, else (while it runs,
-    or after an interruption) from its checkpoint; {} when neither can be read."""
-    try:
-        with open(os.path.join(run_dir, "metrics.json")) as file:
-            return json.load(file).get("config", {})
-    except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        path = os.path.join(run_dir, "checkpoint.npz")
-        state = backend.read_json_array(backend.read_npz(path, names={"train_state"})["train_state"], path)
-        return dict(state["run_config"])
-    except (backend.FileFormatError, KeyError, TypeError, ValueError):
-        return {}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
 
     def body():
-        model, splits, _ = load_run(args.run_dir, args.gpu, args.dataset, args.data_dir,
-                                    need_data=args.complete or not args.no_nearest)
-        (run_completion if args.complete else run_sampling)(args, model, splits)
-    return backend.run_command("sample.py", args.gpu, body, (data.DataError, CheckpointError, ValueError))
+        out = args.out or os.path.join(args.run_dir, "completions.png" if args.complete else "samples.png")
+        cli.check_output(out, "--out")
+        model, splits, _ = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir,
+                                         need_data=args.complete or not args.no_nearest)
+        (run_completion if args.complete else run_sampling)(args, model, splits, out)
+    return cli.run_command("sample.py", args.gpu, body, user_errors=(runs.RunError,),
+                           memory_advice="try a smaller --n, or fewer --examples or --completions")
 
 
 def write_outputs(out, array, tiles, what):
     """array (0/1) as OUT.npy, and when the data are square images the grid tiles() as the PNG OUT."""
     array_path = os.path.splitext(out)[0] + ".npy"
-    save_array(array_path, array.astype(np.uint8))
+    files.save_npy(array_path, array.astype(np.uint8))
     side = image_side(array.shape[-1])
     if side is None:
         print(f"wrote {array_path}, shape {array.shape} (no picture: {array.shape[-1]} variables are not a square image)")
@@ -314,10 +255,12 @@ def write_outputs(out, array, tiles, what):
     print(f"wrote {out} and {array_path}: {what}")
 
 
-def run_sampling(args, model, splits):
+def run_sampling(args, model, splits, out):
+    if model.n_masks > 0 and args.mask >= model.n_masks:
+        raise data.DataError(f"--mask {args.mask}: the model's cycle has {model.n_masks} mask"
+                             f"{'s' if model.n_masks > 1 else ''} (0 … {model.n_masks - 1}); others were never trained")
     model.use_mask(args.mask)
     samples = backend.to_host(sample(model, args.n, seed=args.seed, method="naive" if args.naive else "fast"))
-    out = args.out or os.path.join(args.run_dir, "samples.png")
     if splits is None:
         write_outputs(out, samples, lambda: arrange(samples, per_row=10), f"{args.n} samples")
         return
@@ -335,16 +278,15 @@ def arrange(tiles, per_row):
     return padded.reshape(-1, per_row, tiles.shape[1])
 
 
-def run_completion(args, model, splits):
-    rows = backend.random_generator([args.seed, 4]).permutation(len(splits[args.split]))[: args.examples]
+def run_completion(args, model, splits, out):
+    rows = backend.random_generator(args.seed, "examples").permutation(len(splits[args.split]))[: args.examples]
     x = splits[args.split][np.sort(rows)]  # spread over the split: its first rows can be one class
-    observed = data.observed_mask(args.observe, x.shape, backend.random_generator([args.seed, 3]))
+    observed = data.observed_mask(args.observe, x.shape, backend.random_generator(args.seed, "observed"))
     if trained_on_one_ordering(model):
         print("sample.py: warning: this model was trained on one ordering; completion uses orderings with "
               "the observed values first, which it never trained on: expect poor completions "
               "(train with --masks 32 or --masks 0 and --shuffle full or ordering)", file=sys.stderr)
     filled = complete(model, x, observed, n=args.completions, seed=args.seed, method="naive" if args.naive else "fast")
-    out = args.out or os.path.join(args.run_dir, "completions.png")
     shown_observed = np.where(observed, x, 0.5)  # unobserved pixels gray
     write_outputs(out, filled, lambda: np.concatenate([x[:, None], shown_observed[:, None], filled], axis=1),
                   f"each row is the original, the observed part (unobserved in gray), "

@@ -23,7 +23,6 @@ import backend  # noqa: E402
 import bench  # noqa: E402
 import optim  # noqa: E402
 from made import MADE  # noqa: E402
-from train import train_one_epoch  # noqa: E402
 
 try:
     import torch
@@ -58,7 +57,7 @@ def main(argv=None):
             loss.backward()
             optimizer.step()
 
-    runs = {"this project": lambda: train_one_epoch(ours, ours_optimizer, x, rng, 100, 0, quiet=True),
+    runs = {"this project": lambda: optim.train_epoch(ours, ours_optimizer, x, backend.to_device(rng.permutation(x.shape[0])), 100),
             "PyTorch AdaGrad": lambda: torch_epoch(False),
             "PyTorch fused AdaGrad": lambda: torch_epoch(True)}
     times = {name: [] for name in list(runs) + ["GEMM floor"]}

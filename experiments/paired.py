@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import backend  # noqa: E402
-from sample import load_run  # noqa: E402
+from runs import load_run  # noqa: E402
 
 
 def test_nll(run_dir):

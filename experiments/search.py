@@ -25,7 +25,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import backend  # noqa: E402
+import files  # noqa: E402
 import train  # noqa: E402
 
 OPTIMIZERS = {
@@ -135,7 +135,7 @@ def write_summary(path, row, results):
     """Write the row's summary (every configuration so far, and the one with the lowest validation NLL)."""
     best = min((r for r in results if "valid_nll" in r), key=lambda r: r["valid_nll"])
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with backend.atomic_write(path, "w") as file:
+    with files.atomic_write(path, "w") as file:
         json.dump({"row": row, "chosen": best["name"], "chosen_by": "lowest validation NLL",
                    "configurations": results}, file, indent=2)
     return best

@@ -20,7 +20,7 @@ def test_gpu_matches_cpu_log_prob_and_gradients(options):
     np.testing.assert_allclose(backend.to_host(gpu.log_prob(x)), cpu.log_prob(x), rtol=1e-12)
     loss_cpu, grads_cpu = cpu.loss_and_grads(x)
     loss_gpu, grads_gpu = gpu.loss_and_grads(x)
-    assert np.isclose(loss_cpu, loss_gpu, rtol=1e-12)
+    assert np.isclose(float(loss_cpu), float(loss_gpu), rtol=1e-12)
     for name in grads_cpu:
         np.testing.assert_allclose(backend.to_host(grads_gpu[name]), grads_cpu[name], rtol=1e-10, atol=1e-14)
 

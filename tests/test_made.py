@@ -94,10 +94,10 @@ def test_masks_connect_exactly_the_allowed_pairs(hidden):
     np.testing.assert_array_equal(reach, allowed_pairs(model.ordering))
 
 
-def test_hidden_connectivity_is_in_the_papers_range():
+def test_hidden_degrees_are_in_the_papers_range():
     model = MADE(10, [50, 50, 50], seed=12)
     low = 0
-    for degrees in model.connectivity:
+    for degrees in model.hidden_degrees:
         assert degrees.min() >= low and degrees.max() <= 10 - 2
         low = degrees.min()
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import backend
+import files
 import data
 import evaluate
 import sample as sampling
@@ -88,11 +89,11 @@ def saved_model(tmp_path):
     model = MADE(6, [8], direct=True, seed=1)
     path = tmp_path / "model.npz"
     model.save(path)
-    return path, backend.read_npz(path)
+    return path, files.read_npz(path)
 
 
 def rewrite(path, arrays):
-    backend.save_npz(path, arrays)
+    files.save_npz(path, arrays)
     return path
 
 
@@ -111,15 +112,15 @@ def test_a_bad_checkpoint_is_refused(saved_model, tmp_path, tamper):
     elif tamper == "bad_json":
         rewrite(path, dict(arrays, config=np.array("{not json")))
     elif tamper == "foreign_format":
-        rewrite(path, dict(arrays, config=backend.json_array(dict(config, format="someone-else-1"))))
+        rewrite(path, dict(arrays, config=files.json_array(dict(config, format="someone-else-1"))))
     elif tamper == "other_architecture":
-        rewrite(path, dict(arrays, config=backend.json_array(dict(config, hidden_sizes=[9]))))
+        rewrite(path, dict(arrays, config=files.json_array(dict(config, hidden_sizes=[9]))))
     elif tamper == "other_width":
-        rewrite(path, dict(arrays, config=backend.json_array(dict(config, n_in=7))))
+        rewrite(path, dict(arrays, config=files.json_array(dict(config, n_in=7))))
     elif tamper == "nan_weights":
         rewrite(path, dict(arrays, **{"param.W0": np.full_like(arrays["param.W0"], np.nan)}))
     elif tamper == "unknown_option":
-        rewrite(path, dict(arrays, config=backend.json_array(dict(config, exec="import os"))))
+        rewrite(path, dict(arrays, config=files.json_array(dict(config, exec="import os"))))
     elif tamper == "mask_beyond_cycle":
         rewrite(path, dict(arrays, mask_index=np.array(5)))
     with pytest.raises(CheckpointError):
@@ -129,7 +130,7 @@ def test_a_bad_checkpoint_is_refused(saved_model, tmp_path, tamper):
 def test_a_huge_config_is_refused_before_anything_is_allocated(saved_model):
     path, arrays = saved_model
     config = json.loads(str(arrays["config"]))
-    rewrite(path, dict(arrays, config=backend.json_array(dict(config, n_in=10 ** 6, hidden_sizes=[10 ** 6]))))
+    rewrite(path, dict(arrays, config=files.json_array(dict(config, n_in=10 ** 6, hidden_sizes=[10 ** 6]))))
     started = time.perf_counter()
     with pytest.raises(CheckpointError, match="shape"):
         MADE.load(path)
@@ -144,12 +145,12 @@ def test_evaluate_refuses_a_corrupt_model_in_one_line(tmp_path):
 
 def test_an_interrupted_write_leaves_the_previous_file(tmp_path):
     path = tmp_path / "file.npz"
-    backend.save_npz(path, {"a": np.arange(3)})
+    files.save_npz(path, {"a": np.arange(3)})
     with pytest.raises(RuntimeError):
-        with backend.atomic_write(path) as file:
+        with files.atomic_write(path) as file:
             file.write(b"half a file")
             raise RuntimeError("power cut")
-    np.testing.assert_array_equal(backend.read_npz(path)["a"], np.arange(3))
+    np.testing.assert_array_equal(files.read_npz(path)["a"], np.arange(3))
     assert os.listdir(tmp_path) == ["file.npz"]
 
 
@@ -177,14 +178,14 @@ def test_sigterm_stops_cleanly_and_resume_finishes_identically(slow_dataset, tmp
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in stderr
     assert "--resume" in stdout
-    done = backend.read_npz(out / "checkpoint.npz")  # intact, loadable
+    done = files.read_npz(out / "checkpoint.npz")  # intact, loadable
     epochs_done = json.loads(str(done["train_state"]))["status"]["epoch"]
     assert epochs_done >= 1
     # resume to epochs_done + 2, and compare with a run that went there without a break
     target = str(epochs_done + 2)
     assert train.main([*map(str, flags), "--epochs", target, "--out", str(out), "--resume"]) == 0
     assert train.main([*map(str, flags), "--epochs", target, "--out", str(tmp_path / "straight")]) == 0
-    a, b = backend.read_npz(out / "checkpoint.npz"), backend.read_npz(tmp_path / "straight" / "checkpoint.npz")
+    a, b = files.read_npz(out / "checkpoint.npz"), files.read_npz(tmp_path / "straight" / "checkpoint.npz")
     for key in a:
         if key.startswith(("param.", "optim.")):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
@@ -291,7 +292,7 @@ def test_fuzzed_checkpoints_load_or_raise_checkpoint_error(tmp_path):
     model = MADE(5, [6, 4], direct=True, cond_mask=True, n_masks=3, seed=2)
     model.save(tmp_path / "good.npz")
     base = (tmp_path / "good.npz").read_bytes()
-    arrays = backend.read_npz(tmp_path / "good.npz")
+    arrays = files.read_npz(tmp_path / "good.npz")
     config = json.loads(str(arrays["config"]))
     x = random_binary((4, 5))
     outcomes = {"loaded": 0, "refused": 0}
@@ -304,7 +305,7 @@ def test_fuzzed_checkpoints_load_or_raise_checkpoint_error(tmp_path):
             changed = dict(config)
             key = rng.choice(sorted(config))
             changed[key] = [None, -1, 0, 3, "x", [2], [-4], 1e300, {"a": 1}, True, "natural", [0, 1, 2, 3, 4]][rng.integers(12)]
-            rewrite(path, dict(arrays, config=backend.json_array(changed)))
+            rewrite(path, dict(arrays, config=files.json_array(changed)))
         try:
             loaded = MADE.load(path)
         except CheckpointError:
@@ -340,10 +341,10 @@ def test_bad_observe_spec_is_one_line(tmp_path):
 def test_resume_refuses_a_tampered_training_state(slow_dataset, tmp_path, capsys, change):
     out = tmp_path / "run"
     assert train.main(["--dataset", slow_dataset, "--hidden", "8", "--epochs", "1", "--out", str(out)]) == 0
-    arrays = backend.read_npz(out / "checkpoint.npz")
+    arrays = files.read_npz(out / "checkpoint.npz")
     state = json.loads(str(arrays["train_state"]))
     state["run_config"].update(change)
-    rewrite(out / "checkpoint.npz", dict(arrays, train_state=backend.json_array(state)))
+    rewrite(out / "checkpoint.npz", dict(arrays, train_state=files.json_array(state)))
     assert train.main(["--epochs", "2", "--out", str(out), "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
 
@@ -353,7 +354,7 @@ def test_out_of_memory_is_one_line_with_advice(slow_dataset, tmp_path, capsys, m
 
     def exhausted(self, x):
         raise MemoryError("Out of memory allocating 6,400,000,000 bytes (allocated so far: 70 GiB)")
-    monkeypatch.setattr(made.MADE, "nll_and_grads", exhausted)
+    monkeypatch.setattr(made.MADE, "loss_and_grads", exhausted)
     assert train.main(["--dataset", slow_dataset, "--hidden", "8", "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "6,400,000,000 bytes" in error and "--batch-size" in error
@@ -362,7 +363,7 @@ def test_out_of_memory_is_one_line_with_advice(slow_dataset, tmp_path, capsys, m
 def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
     previous = os.umask(0o022)
     try:
-        backend.save_npz(tmp_path / "a.npz", {"a": np.arange(2)})
+        files.save_npz(tmp_path / "a.npz", {"a": np.arange(2)})
     finally:
         os.umask(previous)
     assert (os.stat(tmp_path / "a.npz").st_mode & 0o777) == 0o644

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import evaluate
+import runs
 import sample as sampling
 from conftest import random_binary
 from made import MADE, input_degrees
@@ -54,11 +55,11 @@ def test_ensemble_averages_probabilities_not_logits():
                           ("connectivity", False, True), ("once", False, False)])
 def test_each_shuffle_kind_changes_what_it_should(shuffle, ordering_changes, connectivity_changes):
     model = MADE(10, [20, 20], n_masks=4, shuffle=shuffle, seed=1)
-    first_ordering, first_connectivity = model.ordering.copy(), [c.copy() for c in model.connectivity]
+    first_ordering, first_connectivity = model.ordering.copy(), [c.copy() for c in model.hidden_degrees]
     for _ in range(3):
         model.next_mask()
         assert (not np.array_equal(model.ordering, first_ordering)) == ordering_changes
-        same = all(np.array_equal(a, b) for a, b in zip(model.connectivity, first_connectivity))
+        same = all(np.array_equal(a, b) for a, b in zip(model.hidden_degrees, first_connectivity))
         assert (not same) == connectivity_changes
 
 
@@ -163,7 +164,7 @@ def test_completion_matches_the_exact_conditional():
     # the completion's model: the ordering and connectivity complete() used for this pattern
     from made import observed_first_ordering
     import backend
-    model.use_ordering(observed_first_ordering(observed, backend.random_generator([24, 0])), seed=24)
+    model.use_ordering(observed_first_ordering(observed, backend.random_generator(24, "pattern_orderings", 0)), seed=24)
     states = all_states(7)
     consistent = np.all(states[:, observed] == x[0, observed], axis=1)
     joint = np.exp(model.log_prob(states[consistent]))
@@ -239,5 +240,5 @@ def test_a_run_without_metrics_is_found_from_its_checkpoint(small_run, tmp_path)
     unfinished = tmp_path / "unfinished"
     shutil.copytree(small_run, unfinished)
     (unfinished / "metrics.json").unlink()  # as while training, or after an interruption
-    assert sampling.run_config_of(str(unfinished))["dataset"].endswith("squares.npz")
+    assert runs.settings_of(str(unfinished))["dataset"].endswith("squares.npz")
     assert evaluate.main([str(unfinished)]) == 0

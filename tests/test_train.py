@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import backend
+import files
 import train
 from conftest import ROOT, real_data_dir, write_npz
 from made import MADE
@@ -79,7 +80,7 @@ def test_resume_continues_bit_for_bit(mixture_file, tmp_path):
         assert straight[key] == resumed[key], key
     assert [(r["train_nll"], r["valid_nll"]) for r in straight["history"]] == \
            [(r["train_nll"], r["valid_nll"]) for r in resumed["history"]]
-    a, b = (backend.read_npz(tmp_path / run / "checkpoint.npz") for run in ("straight", "resumed"))
+    a, b = (files.read_npz(tmp_path / run / "checkpoint.npz") for run in ("straight", "resumed"))
     for key in a:
         if key.startswith(("param.", "optim.")):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -1,0 +1,183 @@
+"""What the four command lines share: flag types, one-line errors, and signals.
+
+A user's mistake (a bad flag, a malformed file, a full disk, a missing GPU) ends in one line on
+stderr, `program: error: …`, and exit status 2, never a traceback; Ctrl-C or SIGTERM ends in one
+line and status 130. Anything else is a bug and propagates with its traceback.
+"""
+import argparse
+import math
+import os
+import signal
+import sys
+
+import backend
+import data
+import files
+from made import CheckpointError
+
+# The largest ensemble a command line accepts: the gain of more masks has long flattened out by
+# then, and each mask costs a full pass over the data.
+MAX_ENSEMBLE = 10000
+
+USER_ERRORS = (backend.GPUUnavailable, files.FileFormatError, files.FileWriteError, data.DataError, CheckpointError)
+
+# ----------------------------------------------------------------------------------------------
+# Flag types (argparse turns an ArgumentTypeError into `usage … error: argument --flag: …`, status 2)
+
+
+def _number(text, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+
+
+def positive_int(text):
+    value = _number(text, int)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def non_negative_int(text):
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, not {text}")
+    return value
+
+
+def positive_float(text):
+    value = _number(text, float)
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def non_negative_float(text):
+    value = _number(text, float)
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, not {text}")
+    return value
+
+
+def ensemble_size(text):
+    """A number of masks for an ensemble: 1 … MAX_ENSEMBLE."""
+    value = positive_int(text)
+    if value > MAX_ENSEMBLE:
+        raise argparse.ArgumentTypeError(f"at most {MAX_ENSEMBLE} masks, not {text}")
+    return value
+
+
+def hidden_sizes(text):
+    """'500' → [500]; '8000,8000' → [8000, 8000]; '' or 'none' → [] (the shallow MADE, needs --direct)."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    return [positive_int(part) for part in text.split(",")]
+
+
+def path(text):
+    """A file or folder name: not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks made before any work, so that no result is computed only to be lost
+
+
+def check_ensemble(masks, model, flag):
+    """Refuse an ensemble larger than the number of distinct masks the model was trained on."""
+    available = model.distinct_masks
+    if available is not None and masks > available:
+        raise data.DataError(f"{flag} {masks}: the model was trained on {available} distinct "
+                             f"mask{'s' if available > 1 else ''}, so an ensemble holds at most {available}")
+
+
+def check_output(path, flag):
+    """The file `path` can be written: its folder exists and is writable, and it is no folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise files.FileWriteError(f"{flag} {path}: is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise files.FileWriteError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise files.FileWriteError(f"{flag} {path}: the folder {folder} is not writable")
+
+
+# ----------------------------------------------------------------------------------------------
+# Running a command line
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM stopped the work at a safe point; the command has already said what was
+    kept and how to go on."""
+
+
+def out_of_memory_message(error, gpu, advice):
+    """One line for a MemoryError (CuPy's OutOfMemoryError is one too; its text names the size tried)."""
+    where = "GPU memory" if gpu else "memory"
+    return f"out of {where} ({error or 'allocation failed'}); {advice}"
+
+
+def run_command(program, gpu, body, *, user_errors=(), memory_advice="try smaller sizes"):
+    """Run a command line's body; return its exit status.
+
+    The GPU is checked first. SIGTERM is turned into KeyboardInterrupt, so both stop the command
+    the same way (train.py defers them to safe points, see DeferredSignals). A user error, exhausted
+    memory or an operating-system error is one line on stderr and status 2; an interrupt is one
+    line and status 130.
+    """
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        backend.array_module(gpu)
+        body()
+        return 0
+    except (*USER_ERRORS, *user_errors) as error:
+        message = str(error)
+    except MemoryError as error:
+        message = out_of_memory_message(error, gpu, memory_advice)
+    except OSError as error:
+        message = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+    except Interrupted:
+        return 130
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"{program}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _raise_keyboard_interrupt(number, frame):
+    raise KeyboardInterrupt
+
+
+class DeferredSignals:
+    """While active, Ctrl-C and SIGTERM only set a flag that the work reads at safe points with
+    check(), so no write is cut short; a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+
+    def __enter__(self):
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number, frame):
+        if self.requested and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self, *_):
+        """Raise KeyboardInterrupt when a signal has arrived (takes and ignores progress arguments,
+        so it can serve as a progress callback)."""
+        if self.requested:
+            raise KeyboardInterrupt

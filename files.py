@@ -1,0 +1,210 @@
+"""Everything that touches the disk: atomic writes and the pickle-free, header-checked .npz reader.
+
+Every file the project writes goes through atomic_write, and every .npz it reads through read_npz,
+so an interrupted write never leaves half a file and no file can run code or make us allocate
+without bound. A failed write raises FileWriteError naming the file the user asked for (never a
+temporary name); a file that is not what it claims raises FileFormatError naming it.
+"""
+import json
+import os
+import re
+import struct
+import tempfile
+import warnings
+import zipfile
+import zlib
+from contextlib import contextmanager
+
+import numpy as np
+
+
+class FileFormatError(ValueError):
+    """A file is not what it claims to be (corrupt, truncated, foreign, or holding objects)."""
+
+
+class FileWriteError(OSError):
+    """A file could not be written (full disk, read-only or missing folder, …); nothing was changed."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what atomic_write names its temporary files
+
+
+@contextmanager
+def atomic_write(path, mode="wb"):
+    """Write to a temporary file beside `path`, flush it to disk, rename it over `path`, and flush
+    the folder, so the rename itself survives a power cut.
+
+    A rename within one folder is atomic: readers see the old file or the new one, never a mix. If
+    the block raises, the temporary file is removed and `path` is untouched; if the process is
+    killed, the temporary file stays until remove_temporaries() is run on the folder. A `path`
+    that is a symbolic link is replaced by the file, never followed.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    temp_path = None
+    try:
+        handle, temp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        os.chmod(temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
+        with os.fdopen(handle, mode) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_path, path)
+        temp_path = None
+        fsync_folder(folder)
+    except OSError as error:
+        raise FileWriteError(f"{path}: cannot write ({error.strerror or error})") from None
+    finally:
+        if temp_path is not None and os.path.lexists(temp_path):
+            os.remove(temp_path)
+
+
+def fsync_folder(folder):
+    """Flush a folder's entries (a rename or a new file) to disk; a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the rename is still atomic
+    finally:
+        os.close(descriptor)
+
+
+def remove_temporaries(folder):
+    """Delete the temporary files that killed atomic writes left in `folder`; their names.
+
+    Only call this while no other process writes there (train.py holds the run folder's lock)."""
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if _TEMPORARY.match(name) and (os.path.islink(path) or os.path.isfile(path)):
+            os.remove(path)
+            removed.append(name)
+    return removed
+
+
+def _umask():
+    """The process's file-creation mask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def append_line(path, line):
+    """Append one line to a text file, creating it; refuse to follow a symbolic link, so a log
+    never lands outside the folder it belongs to."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as error:
+        if os.path.islink(path):
+            raise FileWriteError(f"{path}: is a symbolic link; refusing to write through it "
+                                 "(remove the link)") from None
+        raise FileWriteError(f"{path}: cannot write ({error.strerror})") from None
+    try:
+        with os.fdopen(descriptor, "a") as file:
+            file.write(line + "\n")
+    except OSError as error:
+        raise FileWriteError(f"{path}: cannot write ({error.strerror})") from None
+
+
+def save_npz(path, arrays):
+    """Save a dict of host arrays atomically (metadata as json_array values)."""
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    with atomic_write(path) as file:
+        np.savez(file, **arrays)
+
+
+def save_npy(path, array):
+    with atomic_write(path) as file:
+        np.save(file, array)
+
+
+def write_json(path, value):
+    with atomic_write(path, "w") as file:
+        json.dump(value, file, indent=2)
+        file.write("\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_npz(path, names=None):
+    """The arrays of an .npz file as a dict (all, or those in `names`); any failure is a
+    FileFormatError naming the file.
+
+    Before NumPy reads an array, its header is checked against the archive: the bytes it claims
+    must be there (so a tampered header cannot make us allocate terabytes) and it must not hold
+    Python objects (which NumPy could only read by unpickling; allow_pickle stays False anyway).
+    """
+    try:
+        with warnings.catch_warnings(), open(path, "rb") as file:
+            # The authors' UCI files were written by Python 2; NumPy reads them fine but warns.
+            warnings.filterwarnings("ignore", message=".*created on Python 2")
+            if file.read(4) != b"PK\x03\x04":
+                raise FileFormatError(f"{path}: not an .npz archive")
+            file.seek(0)
+            with zipfile.ZipFile(file) as archive:
+                for info in archive.infolist():
+                    if names is None or info.filename[:-len(".npy")] in names:
+                        _check_member(archive, info, os.path.getsize(path), path)
+            file.seek(0)
+            with np.load(file, allow_pickle=False) as archive:
+                return {name: archive[name] for name in archive.files if names is None or name in names}
+    except FileFormatError:
+        raise
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{path}: is a folder, not a file") from None
+    except PermissionError:
+        raise FileFormatError(f"{path}: not readable (permission denied)") from None
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise FileFormatError(f"{path}: holds Python objects (pickles), which are refused") from None
+        raise FileFormatError(f"{path}: not a readable .npz file ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, struct.error, zlib.error, OverflowError,
+            MemoryError, NotImplementedError) as error:
+        raise FileFormatError(f"{path}: truncated or corrupt .npz file ({type(error).__name__}: {error})") from None
+
+
+def _check_member(archive, info, archive_bytes, path):
+    """Refuse a member whose .npy header is unreadable, holds objects, or claims more bytes than exist."""
+    if not info.filename.endswith(".npy"):
+        raise FileFormatError(f"{path}: unexpected member {info.filename!r} (an .npz holds only .npy arrays)")
+    stored_limit = archive_bytes if info.compress_type == zipfile.ZIP_STORED else 1000 * max(info.compress_size, 1)
+    if info.compress_size > archive_bytes or info.file_size > stored_limit:
+        raise FileFormatError(f"{path}: member {info.filename!r} claims more bytes than the file holds")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise FileFormatError(f"{path}: member {info.filename!r} has an unsupported .npy version {version}")
+        if dtype.hasobject:
+            raise FileFormatError(f"{path}: holds Python objects (pickles), which are refused")
+        if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+            raise FileFormatError(f"{path}: member {info.filename!r} is shorter than its header says (truncated)")
+
+
+def json_array(value):
+    """Encode a JSON-able value as a 0-d unicode array, which .npz stores without pickling."""
+    return np.array(json.dumps(value))
+
+
+def read_json_array(array, what):
+    """Decode what json_array wrote; anything else is FileFormatError naming `what`."""
+    if array.dtype.kind != "U" or array.ndim != 0:
+        raise FileFormatError(f"{what}: expected a JSON string")
+    try:
+        return json.loads(str(array))
+    except json.JSONDecodeError as error:
+        raise FileFormatError(f"{what}: not valid JSON ({error})") from None

@@ -1,0 +1,337 @@
+"""The run folder: one training run's files, and everything that reads or writes them.
+
+    RUN/model.npz            the best model so far (what MADE.load, sample.py and evaluate.py read)
+    RUN/checkpoint.npz       the latest state: model, optimizer, TrainingState, the run's settings
+    RUN/metrics.json         written when the run finishes: the numbers, the history, the settings
+    RUN/train.log            every line train.py printed
+    RUN/learning_curve.png
+    RUN/.lock                held by the process that trains in the folder
+
+One process trains in a folder at a time: RunFolder takes an exclusive lock (flock) on RUN/.lock,
+which the kernel releases when the process ends, however it ends, so a killed run never leaves
+the folder stuck. Writes are atomic (files.atomic_write); the temporary files of a write that was
+killed are removed when the folder is next opened for training. Nothing is written outside RUN:
+a train.log that is a symbolic link is refused, and the other files replace a link, never follow it.
+"""
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+import backend
+import data
+import files
+from made import MADE, CheckpointError, from_state_arrays, state_arrays
+
+RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json", "train.log", "learning_curve.png")
+
+
+class RunError(ValueError):
+    """A run folder cannot be used as asked; the message says what to do instead."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The folder and its lock
+
+
+class RunFolder:
+    """A run folder held by this process: `with runs.open_for_training(...) as folder:`."""
+
+    def __init__(self, path):
+        self.path = path
+        self._lock = None
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    def holds_run(self):
+        return any(os.path.lexists(self.file(name)) for name in ("checkpoint.npz", "model.npz", "metrics.json"))
+
+    def lock(self):
+        """Take the folder's lock, or raise RunError naming the process that holds it."""
+        lock_path = self.file(".lock")
+        try:
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as error:
+            raise RunError(f"{self.path}: cannot use this folder ({lock_path}: {error.strerror})") from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
+            raise RunError(f"{self.path} is in use by another train.py (process {holder}): wait for it to "
+                           f"finish or stop it, or choose another --out") from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        self._lock = descriptor
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
+
+
+def open_for_training(path, resume=False, force=False):
+    """The run folder for train.py, created if needed, locked, with stale temporary files removed.
+
+    A folder that holds a run is refused unless resume (it must have a checkpoint) or force (its
+    run files are deleted, under the lock, so a busy folder is never wiped)."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise RunError(f"--out {path}: is a file, not a folder")
+    if resume and not os.path.isdir(path):
+        raise RunError(f"cannot resume: the folder {path} does not exist")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"--out {path}: cannot create the folder ({error.strerror})") from None
+    folder = RunFolder(path)
+    folder.lock()
+    try:
+        removed = files.remove_temporaries(path)
+        if removed:
+            print(f"removed {len(removed)} temporary file(s) left in {path} by an interrupted write")
+        if resume and not os.path.exists(folder.file("checkpoint.npz")):
+            raise RunError(f"cannot resume: {folder.file('checkpoint.npz')} does not exist (no epoch of "
+                           f"that run finished); start it again, with --force if the folder holds files")
+        if not resume and folder.holds_run():
+            if not force:
+                raise RunError(f"{path} already holds a run: pass --resume to continue it or --force to replace it")
+            for name in RUN_FILES:
+                if os.path.lexists(folder.file(name)):
+                    os.remove(folder.file(name))
+    except BaseException:
+        folder.__exit__()
+        raise
+    return folder
+
+
+class Log:
+    """Print a line, and append it to the run's train.log (never through a symbolic link)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, message):
+        Progress.clear()
+        print(message, flush=True)
+        files.append_line(self.path, message)
+
+
+class Progress:
+    """A line every few seconds during long work (rewritten in place on a terminal); `check`, when
+    given, is called at every report, so a stop request can end the work there."""
+
+    every = 5.0
+
+    def __init__(self, what, unit, check=None):
+        self.what, self.unit, self.check = what, unit, check
+        self.started = self.last = time.perf_counter()
+
+    def __call__(self, done, total):
+        if self.check is not None:
+            self.check()
+        now = time.perf_counter()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        end = "\r" if sys.stderr.isatty() else "\n"
+        print(f"  {self.what}: {done}/{total} {self.unit} ({100 * done / total:.0f}%), {rate:.1f} {self.unit}/s",
+              end=end, file=sys.stderr, flush=True)
+
+    @staticmethod
+    def clear():
+        if sys.stderr.isatty():
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# The state of a training run
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """Where a run stands: what the loop needs to go on and a checkpoint saves, besides the model
+    and the optimizer. rng draws the order of the minibatches of every epoch."""
+    rng: np.random.Generator
+    epoch: int = 0
+    best_valid: float = math.inf
+    best_epoch: int = 0
+    epochs_without_improvement: int = 0
+    train_seconds: float = 0.0
+    history: list = dataclasses.field(default_factory=list)
+
+    def stop_reason(self, max_epochs, patience):
+        """Why training is over ('patience ran out', 'epoch cap reached'), or None while it goes on."""
+        if self.epoch > 0 and self.epochs_without_improvement >= patience:
+            return "patience ran out"
+        if self.epoch >= max_epochs:
+            return "epoch cap reached"
+        return None
+
+    def record(self, train_nll, valid_nll, seconds, examples_per_second):
+        """Add an epoch's row to the history; True when its validation NLL is the best so far."""
+        self.epoch += 1
+        self.train_seconds += seconds
+        improved = valid_nll < self.best_valid
+        if improved:
+            self.best_valid, self.best_epoch, self.epochs_without_improvement = valid_nll, self.epoch, 0
+        else:
+            self.epochs_without_improvement += 1
+        self.history.append({"epoch": self.epoch, "train_nll": train_nll, "valid_nll": valid_nll,
+                             "seconds": seconds, "examples_per_second": examples_per_second})
+        return improved
+
+    def to_json(self):
+        status = {"epoch": self.epoch, "best_valid": self.best_valid, "best_epoch": self.best_epoch,
+                  "epochs_without_improvement": self.epochs_without_improvement, "train_seconds": self.train_seconds}
+        return {"status": status, "history": self.history, "rng": self.rng.bit_generator.state}
+
+    @classmethod
+    def from_json(cls, value, what):
+        """The state saved by to_json, after checking every field; RunError naming `what` otherwise."""
+        def number(x, low=-math.inf):
+            return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x) and x >= low
+
+        def count(x):
+            return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+        problem = None
+        status = value.get("status") if isinstance(value, dict) else None
+        history = value.get("history") if isinstance(value, dict) else None
+        if not isinstance(status, dict) or not isinstance(history, list) or not isinstance(value.get("rng"), dict):
+            problem = "status, history or generator state missing"
+        elif not all(count(status.get(key)) for key in ("epoch", "best_epoch", "epochs_without_improvement")):
+            problem = "epoch counts must be whole numbers ≥ 0"
+        elif not (number(status.get("best_valid")) and number(status.get("train_seconds"), 0)):
+            problem = "best_valid and train_seconds must be numbers"
+        elif status["best_epoch"] > status["epoch"] or (status["epoch"] > 0) != (status["best_epoch"] > 0) \
+                or status["epochs_without_improvement"] != status["epoch"] - status["best_epoch"]:
+            problem = f"best epoch {status['best_epoch']} does not fit epoch {status['epoch']}"
+        elif len(history) != status["epoch"]:
+            problem = f"{len(history)} history rows for {status['epoch']} epochs"
+        elif not all(isinstance(row, dict) and row.get("epoch") == i + 1 and all(
+                number(row.get(key)) for key in ("train_nll", "valid_nll", "seconds", "examples_per_second"))
+                for i, row in enumerate(history)):
+            problem = "a history row is not {epoch, train_nll, valid_nll, seconds, examples_per_second}"
+        elif status["epoch"] and history[status["best_epoch"] - 1]["valid_nll"] != status["best_valid"]:
+            problem = "best_valid is not the best epoch's validation NLL"
+        if problem is None:
+            try:
+                rng = backend.random_generator(0)
+                rng.bit_generator.state = value["rng"]
+            except (TypeError, ValueError, KeyError, OverflowError):
+                problem = "the minibatch generator's state is not a PCG64 state"
+        if problem is not None:
+            raise RunError(f"cannot resume: {what} holds a damaged training state ({problem})")
+        return cls(rng=rng, history=history, **{key: status[key] for key in (
+            "epoch", "best_valid", "best_epoch", "epochs_without_improvement", "train_seconds")})
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """What --resume reads back: the model, the optimizer's arrays, the state, the run's settings."""
+    model: MADE
+    optimizer_state: dict
+    state: TrainingState
+    settings: dict
+
+
+def save_checkpoint(path, model, optimizer, state, settings):
+    """Everything --resume needs, in one atomic .npz: the current weights and mask, the optimizer's
+    state, the TrainingState and the run's settings (its flags)."""
+    arrays = state_arrays(model)
+    arrays.update({f"optim.{key}": value for key, value in optimizer.state_dict().items()})
+    arrays["train_state"] = files.json_array(dict(state.to_json(), run_config=settings))
+    files.save_npz(path, arrays)
+
+
+def load_checkpoint(path, gpu):
+    """The Checkpoint in `path`; RunError naming the file when anything in it is unusable."""
+    try:
+        arrays = files.read_npz(path)
+        saved = files.read_json_array(arrays.get("train_state", np.array(0)), f"{path}: train_state")
+        model = from_state_arrays(arrays, path, gpu=gpu)
+    except (files.FileFormatError, CheckpointError) as error:
+        raise RunError(f"cannot resume: {error}") from None
+    settings = saved.get("run_config") if isinstance(saved, dict) else None
+    if not isinstance(settings, dict):
+        raise RunError(f"cannot resume: {path} lacks the run's settings")
+    optimizer_state = {key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")}
+    return Checkpoint(model, optimizer_state, TrainingState.from_json(saved, path), settings)
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics and finished runs
+
+
+def nll_per_example(model, x, n_masks, batch_size, progress=None):
+    """−log p(x) of every example (host float64 array) under the ensemble of masks 0 … n_masks−1."""
+    log_p = model.log_prob(x, n_masks=n_masks, batch_size=batch_size, progress=progress)
+    return -backend.to_host(log_p).astype(np.float64)
+
+
+def standard_error(values):
+    """The standard error of the mean of `values` (NaN for fewer than two)."""
+    return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def machine_info(gpu):
+    """What a figure was measured on: versions, platform, processor, and the GPU's name."""
+    info = {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "device": "cpu"}
+    if gpu:
+        cupy = backend.array_module(True)
+        info["cupy"] = cupy.__version__
+        info["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return info
+
+
+def settings_of(run_dir):
+    """The flags a run was trained with: from metrics.json once it finished, else (while it runs,
+    or after an interruption) from its checkpoint; {} when neither can be read."""
+    try:
+        with open(os.path.join(run_dir, "metrics.json")) as file:
+            settings = json.load(file).get("config", {})
+            if isinstance(settings, dict):
+                return settings
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        path = os.path.join(run_dir, "checkpoint.npz")
+        state = files.read_json_array(files.read_npz(path, names={"train_state"})["train_state"], path)
+        return dict(state["run_config"])
+    except (files.FileFormatError, KeyError, TypeError, ValueError):
+        return {}
+
+
+def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True):
+    """(model, splits or None, the run's settings) from a run folder, finished or not."""
+    if not os.path.isdir(run_dir):
+        raise RunError(f"{run_dir}: no such run folder")
+    model = MADE.load(os.path.join(run_dir, "model.npz"), gpu=gpu)
+    settings = settings_of(run_dir)
+    splits = None
+    if need_data:
+        dataset = dataset or settings.get("dataset")
+        if not isinstance(dataset, str):
+            raise data.DataError(f"{run_dir} does not name its data set: pass --dataset")
+        directory = data_dir or settings.get("data_dir")
+        splits = data.load(dataset, directory if isinstance(directory, str) else None)
+        if splits["train"].shape[1] != model.n_in:
+            raise data.DataError(f"{dataset} has {splits['train'].shape[1]} variables, the model {model.n_in}")
+    return model, splits, settings
