@@ -52,7 +52,7 @@ def sample_naive(model, uniforms, given=None, n_given=0):
 def sample_fast(model, uniforms, given=None, n_given=0):
     """Exact ancestral sampling in at most one forward pass (same arguments as sample_naive).
 
-    Sort the inputs by position and each hidden layer's units by connectivity m, and every mask
+    Sort the inputs by position and each hidden layer's units by degree m, and every mask
     becomes a staircase: a unit of degree m sees exactly a prefix of the layer below (the units of
     degree ≤ m; for an output at position p, those of degree < p). So no mask is needed: at
     position p, draw x_p from the prefix sums, then compute the units of degree p, layer by layer,
@@ -133,7 +133,7 @@ def complete(model, x, observed, n=1, seed=0, method="fast"):
     """n completions of each row of x: observed values kept, the rest drawn from p(x_U | x_O).
 
     x: (N, D) 0/1; observed: (N, D) or (D,) booleans. Each observation pattern gets an ordering
-    with its observed variables first (connectivity drawn as usual), so their conditionals need
+    with its observed variables first (hidden degrees drawn as usual), so their conditionals need
     nothing unobserved and the rest is ordinary ancestral sampling. Exact under that ordering's
     model, which is only a good model when it was trained with ordering sampling (--masks ≠ 1).
     Returns (N, n, D); the current mask is restored afterwards.

@@ -67,7 +67,7 @@ def build_parser(suppress_defaults=False):
         help="masks in the training cycle, resampled after every minibatch; 1: one fixed mask; "
              "0: a fresh mask for every minibatch (default: %(default)s)")
     add("--shuffle", choices=SHUFFLES, default="full",
-        help="what each new mask resamples: full (ordering and connectivity), ordering, connectivity, "
+        help="what each new mask resamples: full (ordering and hidden degrees), ordering, connectivity (the hidden degrees), "
              "or once (nothing: one mask) (default: %(default)s)")
     add("--test-masks", type=cli.ensemble_size, default=None,
         help="masks in the test ensemble, log p(x) = log mean_k p(x | mask k), at most the masks trained "
