@@ -50,6 +50,12 @@ class RunFolder:
     def file(self, name):
         return os.path.join(self.path, name)
 
+    def log(self, message):
+        """Print a line, and append it to the run's train.log (never through a symbolic link)."""
+        Progress.clear()
+        print(message, flush=True)
+        files.append_line(self.file("train.log"), message)
+
     def holds_run(self):
         return any(os.path.lexists(self.file(name)) for name in ("checkpoint.npz", "model.npz", "metrics.json"))
 
@@ -112,18 +118,6 @@ def open_for_training(path, resume=False, force=False):
         folder.__exit__()
         raise
     return folder
-
-
-class Log:
-    """Print a line, and append it to the run's train.log (never through a symbolic link)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __call__(self, message):
-        Progress.clear()
-        print(message, flush=True)
-        files.append_line(self.path, message)
 
 
 class Progress:

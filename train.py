@@ -44,12 +44,24 @@ def build_parser(suppress_defaults=False):
         argument_default=argparse.SUPPRESS if suppress_defaults else None)
     parser.flag_actions = {}
 
-    def add(*names, **kwargs):
-        if suppress_defaults:
-            kwargs.pop("default", None)
-        action = parser.add_argument(*names, **kwargs)
-        parser.flag_actions[action.dest] = action
+    def group(title):
+        """An `add` for one group of flags in --help."""
+        flags = parser.add_argument_group(title)
 
+        def add(*names, **kwargs):
+            if suppress_defaults:
+                kwargs.pop("default", None)
+            action = flags.add_argument(*names, **kwargs)
+            parser.flag_actions[action.dest] = action
+        return add
+
+    add_data_and_model_flags(group("data and model"))
+    add_training_flags(group("training"))
+    add_run_flags(group("the run"))
+    return parser
+
+
+def add_data_and_model_flags(add):
     add("--dataset", default="binarized_mnist",
         help=f"a named data set ({', '.join(data.DATASETS)}) or the path of an .npz "
              "(train_data, valid_data, test_data) or NAME_train.amat file (default: %(default)s)")
@@ -63,6 +75,8 @@ def build_parser(suppress_defaults=False):
         help="add the authors' mask-conditioning term (a learned, mask-dependent bias) to every masked layer")
     add("--init", choices=INITS, default="uniform", help="weight initialisation (default: %(default)s, Glorot's range)")
     add("--ordering", choices=("random", "natural"), default="random", help="ordering of the first mask (default: %(default)s)")
+
+def add_training_flags(add):
     add("--masks", type=cli.non_negative_int, default=1,
         help="masks in the training cycle, resampled after every minibatch; 1: one fixed mask; "
              "0: a fresh mask for every minibatch (default: %(default)s)")
@@ -89,6 +103,8 @@ def build_parser(suppress_defaults=False):
         help="stop after this many epochs without a better validation NLL (the paper's look-ahead; default: %(default)s)")
     add("--eval-batch-size", type=cli.positive_int, default=1000,
         help="examples per evaluation batch (default: %(default)s); may change on --resume")
+
+def add_run_flags(add):
     add("--dtype", choices=("float32", "float64"), default="float32",
         help="floating-point type of the model and data (default: %(default)s; float64 is slower)")
     add("--seed", type=cli.non_negative_int, default=1234,
@@ -100,7 +116,6 @@ def build_parser(suppress_defaults=False):
              "must match them, except --epochs, --gpu, --data-dir and --eval-batch-size")
     add("--force", action="store_true", default=False,
         help="start afresh in an --out folder that holds a run (its run files are deleted)")
-    return parser
 
 
 def parse_args(argv):
@@ -207,44 +222,51 @@ def valid_setting(action, value):
 def train(args):
     """The whole run, in the run folder it holds locked; returns the metrics (also in metrics.json)."""
     with runs.open_for_training(args.out, args.resume, args.force) as folder:
-        log = runs.Log(folder.file("train.log"))
-        checkpoint_path = folder.file("checkpoint.npz")
-        checkpoint = runs.load_checkpoint(checkpoint_path, args.gpu) if args.resume else None
+        checkpoint = runs.load_checkpoint(folder.file("checkpoint.npz"), args.gpu) if args.resume else None
         if checkpoint is not None:
             resume_settings(args, checkpoint, folder)
         splits = data.load(args.dataset, args.data_dir)
-        n_in = splits["train"].shape[1]
-        if n_in < 2:
-            raise data.DataError(f"{args.dataset} has {n_in} variable; a MADE needs at least 2")
-        if checkpoint is None:
-            model = MADE(n_in, args.hidden, gpu=args.gpu, **model_options(args))
-            state = runs.TrainingState(rng=backend.random_generator(args.seed, "minibatches"))
-        else:
-            model, state = checkpoint.model, checkpoint.state
-            if model.n_in != n_in:
-                raise runs.RunError(f"cannot resume: the model has {model.n_in} inputs, --dataset {args.dataset} has {n_in}")
-            log(f"resuming {args.out} after epoch {state.epoch} (at most {args.epochs} epochs)")
-        optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
-        if checkpoint is not None:
-            restore_optimizer(optimizer, checkpoint, checkpoint_path)
-        describe(args, model, splits, log)
-
+        model, optimizer, state = start_or_resume(args, checkpoint, splits, folder)
+        describe(args, model, splits, folder.log)
         train_x, valid_x = (backend.to_device(splits[s], args.gpu, model.dtype) for s in ("train", "valid"))
         with cli.DeferredSignals() as stop:
             try:
-                run_epochs(args, model, optimizer, state, train_x, valid_x, folder, log, stop)
+                run_epochs(args, model, optimizer, state, train_x, valid_x, folder, stop)
             except KeyboardInterrupt:
-                log(interrupted_message(args, state, checkpoint_path))
+                folder.log(interrupted_message(args, state, folder.file("checkpoint.npz")))
                 raise cli.Interrupted() from None
-        reason = state.stop_reason(args.epochs, args.patience)
-        log(f"stopped after epoch {state.epoch} ({reason}); best valid NLL {state.best_valid:.4f} at epoch {state.best_epoch}")
+        folder.log(f"stopped after epoch {state.epoch} ({state.stop_reason(args.epochs, args.patience)}); "
+                   f"best valid NLL {state.best_valid:.4f} at epoch {state.best_epoch}")
         with cli.DeferredSignals() as stop:
             try:
-                return finish(args, splits, state, folder, log, stop)
+                return finish(args, splits, state, folder, stop)
             except KeyboardInterrupt:
-                log(f"interrupted during the test evaluation; training is complete: finish it with "
-                    f"--resume --out {args.out}")
+                folder.log(f"interrupted during the test evaluation; training is complete: finish it with "
+                           f"--resume --out {args.out}")
                 raise cli.Interrupted() from None
+
+
+def start_or_resume(args, checkpoint, splits, folder):
+    """(model, optimizer, state): fresh ones, or those of the checkpoint, checked against the data."""
+    n_in = splits["train"].shape[1]
+    if n_in < 2:
+        raise data.DataError(f"{args.dataset} has {n_in} variable; a MADE needs at least 2")
+    if checkpoint is None:
+        model = MADE(n_in, args.hidden, gpu=args.gpu, **model_options(args))
+        state = runs.TrainingState(rng=backend.random_generator(args.seed, "minibatches"))
+    else:
+        model, state = checkpoint.model, checkpoint.state
+        if model.n_in != n_in:
+            raise runs.RunError(f"cannot resume: the model has {model.n_in} inputs, --dataset {args.dataset} has {n_in}")
+        folder.log(f"resuming {args.out} after epoch {state.epoch} (at most {args.epochs} epochs)")
+    optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
+    if checkpoint is not None:
+        try:
+            optimizer.load_state_dict(checkpoint.optimizer_state)
+        except (ValueError, TypeError, KeyError) as error:
+            raise runs.RunError(f"cannot resume: {folder.file('checkpoint.npz')} has a broken optimizer "
+                                f"state ({error})") from None
+    return model, optimizer, state
 
 
 def resume_settings(args, checkpoint, folder):
@@ -265,13 +287,6 @@ def resume_settings(args, checkpoint, folder):
                             f"--resume leaves it as it is{further}")
 
 
-def restore_optimizer(optimizer, checkpoint, path):
-    try:
-        optimizer.load_state_dict(checkpoint.optimizer_state)
-    except (ValueError, TypeError, KeyError) as error:
-        raise runs.RunError(f"cannot resume: {path} has a broken optimizer state ({error})") from None
-
-
 def describe(args, model, splits, log):
     """The run's first lines: the model, the data, the optimizer, and the baseline to beat."""
     sizes = "-".join(str(s) for s in [model.n_in] + model.hidden_sizes + [model.n_in])
@@ -281,7 +296,7 @@ def describe(args, model, splits, log):
     log(f"independent-pixel baseline: test NLL {data.independent_pixel_nll(splits['train'], splits['test']):.2f}")
 
 
-def run_epochs(args, model, optimizer, state, train_x, valid_x, folder, log, stop):
+def run_epochs(args, model, optimizer, state, train_x, valid_x, folder, stop):
     """Epochs until the cap or the look-ahead runs out. After each: the validation NLL, the best
     model saved when it improved, and a checkpoint of everything. A stop request ends the loop at
     the next minibatch or evaluation batch with KeyboardInterrupt; the last checkpoint is whole."""
@@ -307,7 +322,7 @@ def run_epochs(args, model, optimizer, state, train_x, valid_x, folder, log, sto
         if improved:
             model.save(folder.file("model.npz"))
         runs.save_checkpoint(folder.file("checkpoint.npz"), model, optimizer, state, settings(args))
-        log(f"epoch {epoch:4d}  train {train_nll:9.4f}  valid {valid_nll:9.4f}  {seconds:6.1f} s  "
+        folder.log(f"epoch {epoch:4d}  train {train_nll:9.4f}  valid {valid_nll:9.4f}  {seconds:6.1f} s  "
             f"{n_train / train_time:8.0f} ex/s{'  *' if improved else ''}")
         stop.check()
 
@@ -320,7 +335,7 @@ def interrupted_message(args, state, checkpoint_path):
             f"continue with --resume --out {args.out}")
 
 
-def finish(args, splits, state, folder, log, stop):
+def finish(args, splits, state, folder, stop):
     """Evaluate the best model on the test set; write metrics.json and the learning curve."""
     best = MADE.load(folder.file("model.npz"), gpu=args.gpu)
     test_x = backend.to_device(splits["test"], args.gpu, best.dtype)
@@ -328,7 +343,7 @@ def finish(args, splits, state, folder, log, stop):
     progress = runs.Progress(f"test ({args.test_masks} masks)", "batches", stop.check)
     test_nll = runs.nll_per_example(best, test_x, args.test_masks, args.eval_batch_size, progress)
     stderr = runs.standard_error(test_nll)
-    log(f"test NLL {test_nll.mean():.4f} ± {stderr:.4f} (standard error; {args.test_masks}-mask ensemble, "
+    folder.log(f"test NLL {test_nll.mean():.4f} ± {stderr:.4f} (standard error; {args.test_masks}-mask ensemble, "
         f"{time.perf_counter() - started:.1f} s)")
     metrics = {
         "train_nll": state.history[state.best_epoch - 1]["train_nll"], "valid_nll": state.best_valid,
