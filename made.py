@@ -456,10 +456,9 @@ class MADE:
             layer = self.layers[index]
             if layer.hidden:
                 grad_z = activation_backward(grad_h.pop(index + 1), pre_activations[index], activations[index + 1])
-            grads[layer.bias] = grad_z.sum(axis=0)
             for (name, source), cond in zip(layer.inputs, layer.conds):
-                grad_x, grads[name], _ = linear_backward(grad_z, activations[source], masked[name],
-                                                         self.masks[name], need_grad_x=source > 0)
+                grad_x, grads[name], grads[layer.bias] = linear_backward(  # the same ∂L/∂b for every input
+                    grad_z, activations[source], masked[name], self.masks[name], need_grad_x=source > 0)
                 if source > 0:  # each hidden layer feeds exactly one layer: the one above it
                     grad_h[source] = grad_x
                 if cond is not None:
