@@ -193,32 +193,7 @@ class TrainingState:
     @classmethod
     def from_json(cls, value, what):
         """The state saved by to_json, after checking every field; RunError naming `what` otherwise."""
-        def number(x, low=-math.inf):
-            return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x) and x >= low
-
-        def count(x):
-            return isinstance(x, int) and not isinstance(x, bool) and x >= 0
-
-        problem = None
-        status = value.get("status") if isinstance(value, dict) else None
-        history = value.get("history") if isinstance(value, dict) else None
-        if not isinstance(status, dict) or not isinstance(history, list) or not isinstance(value.get("rng"), dict):
-            problem = "status, history or generator state missing"
-        elif not all(count(status.get(key)) for key in ("epoch", "best_epoch", "epochs_without_improvement")):
-            problem = "epoch counts must be whole numbers ≥ 0"
-        elif not (number(status.get("best_valid")) and number(status.get("train_seconds"), 0)):
-            problem = "best_valid and train_seconds must be numbers"
-        elif status["best_epoch"] > status["epoch"] or (status["epoch"] > 0) != (status["best_epoch"] > 0) \
-                or status["epochs_without_improvement"] != status["epoch"] - status["best_epoch"]:
-            problem = f"best epoch {status['best_epoch']} does not fit epoch {status['epoch']}"
-        elif len(history) != status["epoch"]:
-            problem = f"{len(history)} history rows for {status['epoch']} epochs"
-        elif not all(isinstance(row, dict) and row.get("epoch") == i + 1 and all(
-                number(row.get(key)) for key in ("train_nll", "valid_nll", "seconds", "examples_per_second"))
-                for i, row in enumerate(history)):
-            problem = "a history row is not {epoch, train_nll, valid_nll, seconds, examples_per_second}"
-        elif status["epoch"] and history[status["best_epoch"] - 1]["valid_nll"] != status["best_valid"]:
-            problem = "best_valid is not the best epoch's validation NLL"
+        problem = training_state_problem(value)
         if problem is None:
             try:
                 rng = backend.random_generator(0)
@@ -227,8 +202,40 @@ class TrainingState:
                 problem = "the minibatch generator's state is not a PCG64 state"
         if problem is not None:
             raise RunError(f"cannot resume: {what} holds a damaged training state ({problem})")
-        return cls(rng=rng, history=history, **{key: status[key] for key in (
+        status = value["status"]
+        return cls(rng=rng, history=value["history"], **{key: status[key] for key in (
             "epoch", "best_valid", "best_epoch", "epochs_without_improvement", "train_seconds")})
+
+
+def training_state_problem(value):
+    """What is wrong with a saved training state (a JSON value), or None: the counts, their
+    relations, and every history row must be what TrainingState.record could have written."""
+    def number(x, low=-math.inf):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x) and x >= low
+
+    def count(x):
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    status = value.get("status") if isinstance(value, dict) else None
+    history = value.get("history") if isinstance(value, dict) else None
+    if not isinstance(status, dict) or not isinstance(history, list) or not isinstance(value.get("rng"), dict):
+        return "status, history or generator state missing"
+    if not all(count(status.get(key)) for key in ("epoch", "best_epoch", "epochs_without_improvement")):
+        return "epoch counts must be whole numbers ≥ 0"
+    if not (number(status.get("best_valid")) and number(status.get("train_seconds"), 0)):
+        return "best_valid and train_seconds must be numbers"
+    epoch, best = status["epoch"], status["best_epoch"]
+    if best > epoch or (epoch > 0) != (best > 0) or status["epochs_without_improvement"] != epoch - best:
+        return f"best epoch {best} does not fit epoch {epoch}"
+    if len(history) != epoch:
+        return f"{len(history)} history rows for {epoch} epochs"
+    if not all(isinstance(row, dict) and row.get("epoch") == i + 1 and all(
+            number(row.get(key)) for key in ("train_nll", "valid_nll", "seconds", "examples_per_second"))
+            for i, row in enumerate(history)):
+        return "a history row is not {epoch, train_nll, valid_nll, seconds, examples_per_second}"
+    if epoch and history[best - 1]["valid_nll"] != status["best_valid"]:
+        return "best_valid is not the best epoch's validation NLL"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
