@@ -276,7 +276,9 @@ def long_validation(tmp_path):
 def test_sigterm_during_a_long_validation_stops_promptly(long_validation, tmp_path):
     process = cli_process("train.py", "--dataset", long_validation, "--hidden", 20, "--masks", 0,
                           "--valid-masks", cli.MAX_ENSEMBLE, "--eval-batch-size", 100, "--out", tmp_path / "run")
-    time.sleep(3)  # imports, the data, a 100-example epoch: the validation is under way
+    while "baseline" not in process.stdout.readline():  # the run is set up; its epoch takes milliseconds
+        assert process.poll() is None, process.stderr.read()
+    time.sleep(1)  # the validation is under way
     signalled = time.perf_counter()
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
@@ -287,9 +289,11 @@ def test_sigterm_during_a_long_validation_stops_promptly(long_validation, tmp_pa
 
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
 def test_evaluate_stops_in_one_line_on_a_signal(small_run, tmp_path, number):
-    many = write_npz(tmp_path / "many.npz", *[random_binary((40000, 16), i, 0.3) for i in range(3)])
+    splits = [random_binary((n, 16), i, 0.3).astype(np.uint8) for i, n in enumerate((10, 10, 200000))]
+    many = write_npz(tmp_path / "many.npz", *splits)
     process = cli_process("evaluate.py", small_run, "--dataset", many, "--test-masks", 8, "--batch-size", 1)
-    time.sleep(3)  # 320 000 one-example batches: well under way, far from done
+    progress = process.stderr.readline()  # after 5 s of 1.6 million one-example batches (about 30 s)
+    assert "8-mask ensemble" in progress, progress
     process.send_signal(number)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
