@@ -26,7 +26,7 @@ import files
 import optim
 import runs
 from made import MADE
-from sample import sample
+from ancestral import sample
 
 
 def timed(function, gpu, repeat=3):

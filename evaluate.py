@@ -61,22 +61,29 @@ def report(args):
                   "ordering with the observed values first is outside what it learned", file=sys.stderr)
         log_p = model.log_prob_observed(x, observed, seed=args.seed, batch_size=args.batch_size)
         what = f"log p(x_O) with --observe {args.observe} ({int(observed.sum(1).mean())} observed values on average)"
+        nll = -backend.to_host(log_p).astype(np.float64)
     else:
-        saved = settings.get("test_masks")
-        masks = args.test_masks or (min(saved, model.distinct_masks or saved) if isinstance(saved, int) and saved > 0 else 1)
+        masks = args.test_masks or tested_with(settings, model)
         cli.check_ensemble(masks, model, "--test-masks")
         progress = runs.Progress(f"{masks}-mask ensemble", "batches")
-        log_p = model.log_prob(x, n_masks=masks, batch_size=args.batch_size, progress=progress)
+        nll = runs.nll_per_example(model, x, masks, args.batch_size, progress)
         runs.Progress.clear()
         what = f"NLL, {masks}-mask ensemble"
-    log_p = backend.to_host(log_p).astype(np.float64)
-    nll = -log_p
+    log_p = -nll
     print(f"{args.split}: {nll.mean():.4f} ± {runs.standard_error(nll):.4f} nats ({what}; {len(nll)} examples)")
     if args.per_example:
         with files.atomic_write(args.per_example, "w") as file:
             file.write("index,log_prob\n")
             file.writelines(f"{i},{value:.6f}\n" for i, value in enumerate(log_p))
         print(f"wrote {args.per_example}")
+
+
+def tested_with(settings, model):
+    """The run's own test ensemble (no larger than the masks the model was trained on), else 1."""
+    saved = settings.get("test_masks")
+    if not isinstance(saved, int) or isinstance(saved, bool) or saved < 1:
+        return 1
+    return min(saved, model.distinct_masks or saved)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ Masks: the model has a cycle of n_masks masks (n_masks=0: an endless sequence, a
 every minibatch). Mask k is a pure function of (seed, k), so any mask can be recreated exactly.
 """
 import dataclasses
-import json
 import math
 from contextlib import contextmanager
 
@@ -141,6 +140,13 @@ def observed_first_ordering(observed, rng):
     """An ordering with the observed variables first, each group in random order. observed: (D,) bool."""
     observed = np.asarray(observed, dtype=bool)
     return np.concatenate([rng.permutation(np.flatnonzero(observed)), rng.permutation(np.flatnonzero(~observed))])
+
+
+def distinct_masks(n_masks, shuffle):
+    """How many different masks a cycle of n_masks holds: 1, n_masks, or None (n_masks=0: unbounded)."""
+    if n_masks == 1 or shuffle == "once":
+        return 1
+    return n_masks or None
 
 
 def trained_on_one_ordering(model):
@@ -353,9 +359,7 @@ class MADE:
     @property
     def distinct_masks(self):
         """How many different masks training used: 1, n_masks, or None (n_masks=0: unbounded)."""
-        if self.n_masks == 1 or self.shuffle == "once":
-            return 1
-        return self.n_masks or None
+        return distinct_masks(self.n_masks, self.shuffle)
 
     def cycle_index(self, k):
         """The mask of the cycle that the k-th mask of a sequence is (the cycle wraps around)."""
@@ -481,15 +485,16 @@ class MADE:
         when given, is called after every batch of every mask (to report, or to stop).
         """
         x = self._as_input(x)
+        n_batches = -(-x.shape[0] // batch_size)  # per mask
         if n_masks is None:
-            return self._log_prob_current(x, batch_size, progress, 0, -(-x.shape[0] // batch_size))
+            return self._log_prob_current(x, batch_size, progress, 0, n_batches)
         if n_masks < 1:
             raise ValueError(f"n_masks must be at least 1 for an ensemble, not {n_masks}")
-        total, per_mask = None, -(-x.shape[0] // batch_size)
+        total = None
         with self.keeping_mask():
             for k in range(n_masks):
                 self.use_mask(self.cycle_index(k))
-                log_p = self._log_prob_current(x, batch_size, progress, k * per_mask, n_masks * per_mask)
+                log_p = self._log_prob_current(x, batch_size, progress, k * n_batches, n_masks * n_batches)
                 total = log_p if total is None else self.xp.logaddexp(total, log_p, out=total)
         total -= math.log(n_masks)
         return total
@@ -555,7 +560,8 @@ def state_arrays(model):
         raise ValueError("the model is under a custom ordering (use_ordering); select a mask of "
                          "its cycle with use_mask(k) before saving")
     arrays = {f"param.{name}": backend.to_host(value) for name, value in model.params.items()}
-    arrays["config"] = np.array(json.dumps(dict(model.config.as_dict(), format=FORMAT)))  # as files.json_array
+    import files  # the JSON-in-an-array format is files.py's
+    arrays["config"] = files.json_array(dict(model.config.as_dict(), format=FORMAT))
     arrays["mask_index"] = np.array(model.mask_index)
     return arrays
 

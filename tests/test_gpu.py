@@ -4,7 +4,7 @@ import pytest
 
 import backend
 import optim
-import sample as sampling
+import ancestral
 from conftest import random_binary
 from made import MADE
 
@@ -42,10 +42,10 @@ def test_gpu_fast_sampler_matches_cpu_and_naive():
     cpu = MADE(14, [25, 20], direct=True, cond_mask=True, dtype="float64", seed=3)
     gpu = MADE(14, [25, 20], direct=True, cond_mask=True, dtype="float64", seed=3, gpu=True)
     uniforms = np.random.default_rng(4).random((50, 14))
-    expected = sampling.sample_fast(cpu, uniforms)
+    expected = ancestral.sample_fast(cpu, uniforms)
     device_uniforms = backend.to_device(uniforms, True)
-    np.testing.assert_array_equal(backend.to_host(sampling.sample_fast(gpu, device_uniforms)), expected)
-    np.testing.assert_array_equal(backend.to_host(sampling.sample_naive(gpu, device_uniforms)), expected)
+    np.testing.assert_array_equal(backend.to_host(ancestral.sample_fast(gpu, device_uniforms)), expected)
+    np.testing.assert_array_equal(backend.to_host(ancestral.sample_naive(gpu, device_uniforms)), expected)
 
 
 def test_gpu_model_saves_and_loads_on_either_device(tmp_path):

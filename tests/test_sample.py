@@ -8,6 +8,7 @@ import pytest
 
 import evaluate
 import runs
+import ancestral
 import sample as sampling
 from conftest import random_binary
 from made import MADE, input_degrees
@@ -100,15 +101,15 @@ OPTIONS += [dict(hidden_sizes=[], direct=True, cond_mask=False), dict(hidden_siz
 def test_fast_sampler_equals_naive_sampler(options):
     model = randomised(MADE(9, activation="tanh", dtype="float64", seed=4, **options), seed=5, scale=2.0)
     uniforms = np.random.default_rng(6).random((300, 9))
-    fast = sampling.sample_fast(model, uniforms)
-    np.testing.assert_array_equal(fast, sampling.sample_naive(model, uniforms))
+    fast = ancestral.sample_fast(model, uniforms)
+    np.testing.assert_array_equal(fast, ancestral.sample_naive(model, uniforms))
     assert set(np.unique(fast)) <= {0.0, 1.0}
 
 
 def test_samplers_agree_in_float32_on_mnist_sized_models():
     model = randomised(MADE(784, [50, 40], direct=True, seed=7), seed=8, scale=0.3)
     uniforms = np.random.default_rng(9).random((5, 784)).astype(np.float32)
-    mismatches = (sampling.sample_fast(model, uniforms) != sampling.sample_naive(model, uniforms)).mean()
+    mismatches = (ancestral.sample_fast(model, uniforms) != ancestral.sample_naive(model, uniforms)).mean()
     assert mismatches < 1e-3  # float32 sums in another order may flip a draw with u within 1e-7 of σ(a)
 
 
@@ -122,7 +123,7 @@ def test_samples_follow_the_exact_distribution():
     model = randomised(MADE(8, [20, 20], direct=True, cond_mask=True, dtype="float64", seed=10), seed=11, scale=1.5)
     states = all_states(8)
     exact = np.exp(model.log_prob(states))
-    samples = sampling.sample(model, 20000, seed=12)
+    samples = ancestral.sample(model, 20000, seed=12)
     index = (samples @ (2 ** np.arange(7, -1, -1))).astype(int)  # row of `states` for each sample
     empirical = np.bincount(index, minlength=256) / 20000
     bound = total_variation_bound(exact, 20000)
@@ -134,10 +135,10 @@ def test_samples_follow_the_exact_distribution():
 
 def test_sample_is_reproducible_from_the_seed_and_uses_the_current_mask():
     model = randomised(MADE(10, [20], n_masks=3, seed=15), seed=16)
-    first = sampling.sample(model, 50, seed=1)
-    np.testing.assert_array_equal(first, sampling.sample(model, 50, seed=1))
+    first = ancestral.sample(model, 50, seed=1)
+    np.testing.assert_array_equal(first, ancestral.sample(model, 50, seed=1))
     model.use_mask(2)
-    assert not np.array_equal(first, sampling.sample(model, 50, seed=1))
+    assert not np.array_equal(first, ancestral.sample(model, 50, seed=1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def test_completion_keeps_observed_values_and_restores_the_mask():
     model.use_mask(1)
     x = random_binary((6, 16), seed=19)
     observed = np.random.default_rng(20).random((6, 16)) < 0.5
-    filled = sampling.complete(model, x, observed, n=4, seed=21)
+    filled = ancestral.complete(model, x, observed, n=4, seed=21)
     assert filled.shape == (6, 4, 16)
     assert np.all(filled[:, :, :][np.broadcast_to(observed[:, None], filled.shape)]
                   == np.broadcast_to(x[:, None], filled.shape)[np.broadcast_to(observed[:, None], filled.shape)])
@@ -160,7 +161,7 @@ def test_completion_matches_the_exact_conditional():
     model = randomised(MADE(7, [20, 20], direct=True, dtype="float64", seed=22), seed=23, scale=1.5)
     x = np.array([[1, 0, 0, 1, 0, 1, 1]], dtype=np.float64)
     observed = np.array([True, False, True, False, False, True, False])
-    filled = sampling.complete(model, x, observed, n=20000, seed=24)[0]
+    filled = ancestral.complete(model, x, observed, n=20000, seed=24)[0]
     # the completion's model: the ordering and connectivity complete() used for this pattern
     from made import observed_first_ordering
     import backend
@@ -182,8 +183,8 @@ def test_fast_and_naive_completion_agree():
     model = randomised(MADE(12, [25, 25], direct=True, dtype="float64", seed=25), seed=26)
     x = random_binary((5, 12), seed=27)
     observed = np.arange(12) < 5
-    np.testing.assert_array_equal(sampling.complete(model, x, observed, n=3, seed=28),
-                                  sampling.complete(model, x, observed, n=3, seed=28, method="naive"))
+    np.testing.assert_array_equal(ancestral.complete(model, x, observed, n=3, seed=28),
+                                  ancestral.complete(model, x, observed, n=3, seed=28, method="naive"))
 
 
 # ----------------------------------------------------------------------------------------------
