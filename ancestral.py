@@ -35,7 +35,7 @@ def sample_naive(model, uniforms, given=None, n_given=0):
     masked = model.masked_weights()
     for position in range(n_given, model.n_in):
         d = int(model.ordering[position])
-        x[:, d] = model.forward(x, masked)[:, d] > thresholds[:, position]
+        x[:, d] = model.reference_forward(x, masked)[:, d] > thresholds[:, position]
     return x
 
 
@@ -79,30 +79,27 @@ def sample_fast(model, uniforms, given=None, n_given=0):
 
 
 def _staircase(model):
-    """The model's weights with inputs in sampling order and hidden units sorted by degree.
+    """The model's weights in the current mask's sorted layout (model.sorted_network): inputs in
+    sampling order, hidden units sorted by degree.
 
     Returns weights[l] (H_l, fan_in) and biases[l] (mask-conditioning included) per hidden layer,
     output (D, H_L) and direct (D, D) for the output layer's incoming weights, output_bias (D,), all
     in the sorted order, and per hidden layer upto[l][p] / below[l][p]: how many of its units have
     degree ≤ p / < p.
     """
-    xp = model.xp
-    by_degree = [np.argsort(backend.to_host(degrees), kind="stable") for degrees in model.hidden_degrees]
-    sorted_order = [model.ordering] + by_degree  # of each source: the inputs by position, units by degree
+    network = model.sorted_network()
     positions = np.arange(model.n_in + 1)
     net = {"weights": [], "biases": [], "upto": [], "below": []}
-    for layer, (order, spec) in enumerate(zip(by_degree, model.layers)):
-        name, source = spec.inputs[0]
-        rows = xp.asarray(order)
-        net["weights"].append(model.params[name][rows][:, xp.asarray(sorted_order[source])])
-        net["biases"].append(model.layer_bias(spec)[rows])
-        sorted_degrees = backend.to_host(model.hidden_degrees[layer])[order]
+    for layer, spec in enumerate(model.layers[:-1]):
+        net["weights"].append(network.weights[spec.inputs[0][0]])
+        net["biases"].append(network.layer_bias(spec))
+        sorted_degrees = network.degrees[layer + 1]
         net["upto"].append(np.searchsorted(sorted_degrees, positions, side="right").tolist())
         net["below"].append(np.searchsorted(sorted_degrees, positions, side="left").tolist())
-    output, rows = model.layers[-1], xp.asarray(model.ordering)
-    net["output_bias"] = model.layer_bias(output)[rows]
+    output = model.layers[-1]
+    net["output_bias"] = network.layer_bias(output)
     for name, source in output.inputs:
-        net["direct" if source == 0 else "output"] = model.params[name][rows][:, xp.asarray(sorted_order[source])]
+        net["direct" if source == 0 else "output"] = network.weights[name]
     return net
 
 

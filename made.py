@@ -16,8 +16,8 @@ logit a_d then defines p(x_d = 1 | x_<d) = σ(a_d), and by the chain rule of pro
 exact and normalised, in one forward pass.
 
 The network is a list of layers (build_layers); each computes z = b + Σ_i h_i (W_i ⊙ M_i)ᵀ over
-its incoming weights, and hidden layers apply the activation. Its parameters (model.params, raw
-and unmasked; the masks are applied at every call), all listed by param_shapes:
+its incoming weights, and hidden layers apply the activation. Its parameters (model.params, raw;
+the masks are applied at every call), all listed by param_shapes:
     W0, b0 … W{L-1}, b{L-1}   hidden layer l: W_l of shape (hidden_sizes[l], fan_in)
     W{L}, b{L}                 output layer: (D, hidden_sizes[-1]) and (D,); with no hidden layer
                                (hidden_sizes=[], the shallow MADE) only the bias b0
@@ -26,8 +26,20 @@ and unmasked; the masks are applied at every call), all listed by param_shapes:
                                mask-conditioning term 1·(U ⊙ M)ᵀ, a bias that depends on the mask
 model.masks holds the 0/1 mask of every masked weight under the weight's name.
 
+The model's layout. A MADE does not care how its units are numbered, so the model stores them in
+the order that makes its masks simple: the inputs (and outputs) in the order mask 0 visits them,
+each hidden layer's units by increasing degree under mask 0 (unit_orders). Under mask 0 every mask
+is then a staircase, which staircase.py turns into a few dense blocks. Column j of model.params
+["W0"] is therefore input model.unit_order[0][j] of the data; the model permutes x on the way in
+and the logits on the way out, and saves its weights numbered as the data is (natural_params).
+
 Masks: the model has a cycle of n_masks masks (n_masks=0: an endless sequence, a fresh mask for
 every minibatch). Mask k is a pure function of (seed, k), so any mask can be recreated exactly.
+
+Two ways to compute: the reference (reference_forward, reference_loss_and_grads) is the paper's
+equations in plain code, dense products with the masked weights; forward, loss_and_grads and
+log_prob run the same computation through staircase.py, multiplying only what the masks keep.
+The tests hold the two equal.
 """
 import dataclasses
 import math
@@ -36,7 +48,8 @@ from contextlib import contextmanager
 import numpy as np
 
 import backend
-from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_and_backward, bernoulli_nll_per_variable, linear,
+import staircase
+from autograd import (ACTIVATIONS, bernoulli_nll_and_backward, linear,
                       linear_backward, mask_conditioning, mask_conditioning_backward, mask_weight)
 
 SHUFFLES = ("full", "ordering", "connectivity", "once")
@@ -80,22 +93,28 @@ def sample_hidden_degrees(n_in, hidden_sizes, rng):
     return hidden_degrees
 
 
-def build_masks(ordering, hidden_degrees, direct, xp=np, dtype="float32"):
+def unit_orders(ordering, hidden_degrees):
+    """Which unit sits at each place when a mask's units are sorted, per source: the inputs in the
+    ordering (source 0), then each hidden layer's units by increasing degree (stable)."""
+    return [np.asarray(ordering)] + [np.argsort(np.asarray(d), kind="stable") for d in hidden_degrees]
+
+
+def build_masks(degrees, layers, xp=np, dtype="float32"):
     """The 0/1 masks of every masked weight, as a dict name → (fan_out, fan_in) array.
 
-    Hidden layer l:  M[k, j] = 1[m_l(k) ≥ m_{l−1}(j)]      (eq. 12)
-    Output layer:    M[d, k] = 1[m(d) > m_L(k)]            (eq. 13)
-    Direct:          M[d, j] = 1[m(d) > m(j)]              (strictly lower-triangular in the ordering)
+    degrees[s]: the degree of each unit of source s (0: the inputs' positions m(d); l + 1: hidden
+    layer l's m_l(k)), numbered as the weights are.
+        Hidden layer l:  M[k, j] = 1[m_l(k) ≥ m_{l−1}(j)]      (eq. 12)
+        Output layer:    M[d, k] = 1[m(d) > m_L(k)]            (eq. 13)
+        Direct:          M[d, j] = 1[m(d) > m(j)]              (strictly lower-triangular in the ordering)
     """
-    degrees_in = xp.asarray(input_degrees(np.asarray(ordering)))
-    degrees = [degrees_in] + [xp.asarray(d) for d in hidden_degrees]
+    degrees = [xp.asarray(d) for d in degrees]
     masks = {}
-    for layer in range(len(hidden_degrees)):
-        masks[f"W{layer}"] = (degrees[layer + 1][:, None] >= degrees[layer][None, :]).astype(dtype)
-    if hidden_degrees:
-        masks[f"W{len(hidden_degrees)}"] = (degrees_in[:, None] > degrees[-1][None, :]).astype(dtype)
-    if direct:
-        masks["W_direct"] = (degrees_in[:, None] > degrees_in[None, :]).astype(dtype)
+    for index, layer in enumerate(layers):
+        own = degrees[index + 1] if layer.hidden else degrees[0]
+        for name, source in layer.inputs:
+            before = own[:, None] >= degrees[source][None, :] if layer.hidden else own[:, None] > degrees[source][None, :]
+            masks[name] = before.astype(dtype)
     return masks
 
 
@@ -291,6 +310,27 @@ def param_shapes(config, layers):
     return shapes
 
 
+def param_units(layers):
+    """name → (source whose units its rows are, source whose units its columns are, or None for a
+    bias): how each parameter is renumbered when the units are (source 0: the inputs/outputs)."""
+    units = {}
+    for index, layer in enumerate(layers):
+        own = index + 1 if layer.hidden else 0
+        units[layer.bias] = (own, None)
+        for (name, source), cond in zip(layer.inputs, layer.conds):
+            units[name] = (own, source)
+            if cond is not None:
+                units[cond] = (own, source)
+    return units
+
+
+def reorder(array, rows, columns=None):
+    """array[rows][:, columns]: a weight (or bias) with its units renumbered, as a new array."""
+    xp = backend.module_of(array)
+    array = xp.take(array, xp.asarray(rows), axis=0)
+    return array if columns is None else xp.take(array, xp.asarray(columns), axis=1)
+
+
 def init_weight(shape, kind, rng):
     """'uniform': U(−r, r), r = √(6 / (fan_in + fan_out)) (Glorot & Bengio 2010).
     'orthogonal': rows (or columns) orthonormal, from the QR decomposition of a Gaussian matrix."""
@@ -329,8 +369,9 @@ def check_params(params, shapes):
 
 class MADE:
     """A MADE over D binary inputs; the arguments are those of Config (read it for each one), plus
-    gpu (use CuPy) and params (existing weights, name → array as model.params, instead of a fresh
-    initialisation; their names and shapes must be those the configuration defines)."""
+    gpu (use CuPy) and params (existing weights, name → array numbered as the data is, as
+    natural_params() returns them, instead of a fresh initialisation; their names and shapes must
+    be those the configuration defines)."""
 
     def __init__(self, n_in, hidden_sizes, *, activation="relu", direct=False, cond_mask=False,
                  ordering="random", n_masks=1, shuffle="full", seed=0, dtype="float32",
@@ -346,13 +387,41 @@ class MADE:
         if params is None:
             params = init_params(shapes, config.init, config.seed)
         check_params(params, shapes)
-        self.params = {name: backend.to_device(params[name], gpu, self.dtype) for name in shapes}
-        self._mask_cache = {}
+        self.unit_order = unit_orders(*mask_spec(config, 0))  # the model's layout (module docstring)
+        self._inverse_order = [np.argsort(order) for order in self.unit_order]
+        self._units = param_units(self.layers)
+        self.params = {name: backend.to_device(self._renumber(name, params[name], self.unit_order), gpu, self.dtype)
+                       for name in shapes}
+        self._mask_cache, self._networks = {}, {}
         self.use_mask(0)
 
     @property
     def n_params(self):
         return int(sum(p.size for p in self.params.values()))
+
+    def _renumber(self, name, array, orders):
+        """A parameter with its rows and columns taken in the given unit orders (one per source)."""
+        rows, columns = self._units[name]
+        return reorder(array, orders[rows], None if columns is None else orders[columns])
+
+    def to_natural(self, name, array):
+        """An array shaped like params[name] (a parameter, its gradient, an optimizer's state),
+        from the model's layout to the data's numbering, as a host array."""
+        return backend.to_host(self._renumber(name, array, self._inverse_order))
+
+    def from_natural(self, name, array):
+        """The inverse of to_natural: a host array numbered as the data is, in the model's layout."""
+        return self._renumber(name, array, self.unit_order)
+
+    def natural_params(self):
+        """The parameters as host arrays numbered as the data is: column j of W0 is input j, hidden
+        units in the order mask_spec draws their degrees (what files hold)."""
+        return {name: self.to_natural(name, value) for name, value in self.params.items()}
+
+    def _conds(self):
+        """(weight name, its mask-conditioning U) for every masked weight that has one."""
+        return [(name, cond) for layer in self.layers for (name, _), cond in zip(layer.inputs, layer.conds)
+                if cond is not None]
 
     # -- masks ----------------------------------------------------------------------------------
 
@@ -361,6 +430,11 @@ class MADE:
         """How many different masks training used: 1, n_masks, or None (n_masks=0: unbounded)."""
         return distinct_masks(self.n_masks, self.shuffle)
 
+    @property
+    def fixed_mask(self):
+        """True when the model is under the one mask it was built for: its layout's staircase."""
+        return self.distinct_masks == 1 and self.mask_index is not None
+
     def cycle_index(self, k):
         """The mask of the cycle that the k-th mask of a sequence is (the cycle wraps around)."""
         return k % self.n_masks if self.n_masks > 0 else k
@@ -368,15 +442,22 @@ class MADE:
     def use_mask(self, k):
         """Select mask k of the cycle (any k ≥ 0 when n_masks is 0). A cycle whose masks fit in
         MASK_CACHE_BYTES keeps them, so cycling every minibatch builds each mask only once."""
-        self.mask_index = int(k)
-        if self.mask_index in self._mask_cache:
-            self.ordering, self.hidden_degrees, self.masks = self._mask_cache[self.mask_index]
+        k = int(k)
+        if k in self._mask_cache:
+            self.mask_index, (self.ordering, self.hidden_degrees, self.unit_degrees, self.masks) = k, self._mask_cache[k]
             return
-        self.ordering, self.hidden_degrees = mask_spec(self.config, self.mask_index)
-        self.masks = build_masks(self.ordering, self.hidden_degrees, self.direct, self.xp, self.dtype)
+        self._set_mask(k, *mask_spec(self.config, k))
         mask_bytes = sum(m.nbytes for m in self.masks.values())
-        if self.mask_index < self.n_masks and 1 < self.n_masks and self.n_masks * mask_bytes <= MASK_CACHE_BYTES:
-            self._mask_cache[self.mask_index] = (self.ordering, self.hidden_degrees, self.masks)
+        if k < self.n_masks and 1 < self.n_masks and self.n_masks * mask_bytes <= MASK_CACHE_BYTES:
+            self._mask_cache[k] = (self.ordering, self.hidden_degrees, self.unit_degrees, self.masks)
+
+    def _set_mask(self, index, ordering, hidden_degrees):
+        """The mask given by an ordering and hidden degrees (numbered as mask_spec numbers the units);
+        unit_degrees[s] are the degrees of source s's units in the model's layout."""
+        self.mask_index, self.ordering, self.hidden_degrees = index, ordering, hidden_degrees
+        natural = [input_degrees(ordering)] + [np.asarray(d) for d in hidden_degrees]
+        self.unit_degrees = [degrees[order] for degrees, order in zip(natural, self.unit_order)]
+        self.masks = build_masks(self.unit_degrees, self.layers, self.xp, self.dtype)
 
     def use_ordering(self, ordering, seed=0):
         """A mask outside the cycle: the given ordering, with hidden degrees drawn from `seed` (used
@@ -385,9 +466,7 @@ class MADE:
         if sorted(ordering.tolist()) != list(range(self.n_in)):
             raise ValueError(f"ordering must be a permutation of range({self.n_in})")
         rng = backend.random_generator(self.seed, "custom_masks", int(seed))
-        self.mask_index = None
-        self.ordering, self.hidden_degrees = ordering, sample_hidden_degrees(self.n_in, self.hidden_sizes, rng)
-        self.masks = build_masks(self.ordering, self.hidden_degrees, self.direct, self.xp, self.dtype)
+        self._set_mask(None, ordering, sample_hidden_degrees(self.n_in, self.hidden_sizes, rng))
 
     def next_mask(self):
         """Advance to the next mask of the cycle (called after every minibatch when training over masks)."""
@@ -398,13 +477,13 @@ class MADE:
     def keeping_mask(self):
         """Within the block, use_mask or use_ordering freely; afterwards the model is back under
         the mask it had, whatever it was (a mask of the cycle or a custom ordering)."""
-        saved = self.mask_index, self.ordering, self.hidden_degrees, self.masks
+        saved = self.mask_index, self.ordering, self.hidden_degrees, self.unit_degrees, self.masks
         try:
             yield self
         finally:
-            self.mask_index, self.ordering, self.hidden_degrees, self.masks = saved
+            self.mask_index, self.ordering, self.hidden_degrees, self.unit_degrees, self.masks = saved
 
-    # -- forward and backward -----------------------------------------------------------------
+    # -- the reference: the paper's equations, dense ---------------------------------------------
 
     def masked_weights(self):
         """W ⊙ M for every masked weight: computed once per minibatch (or per evaluation)."""
@@ -418,9 +497,9 @@ class MADE:
                 bias = bias + mask_conditioning(self.params[cond], self.masks[name])
         return bias
 
-    def _forward(self, x, masked):
+    def _reference_pass(self, x, masked):
         """Logits (N, D), and per hidden layer its pre-activation z; activations[s] is source s
-        (activations[0] = x, then each hidden layer's output h)."""
+        (activations[0] = x, then each hidden layer's output h). All in the model's layout."""
         activate = ACTIVATIONS[self.activation][0]
         activations, pre_activations = [x], []
         for layer in self.layers:
@@ -433,15 +512,19 @@ class MADE:
                 activations.append(activate(z))
         return z, activations, pre_activations
 
-    def forward(self, x, masked=None):
-        """Output logits a (N, D) under the current mask: p(x_d = 1 | x_<d) = σ(a_d).
-        masked: the result of masked_weights(), when the caller reuses it across calls."""
-        return self._forward(self._as_input(x), self.masked_weights() if masked is None else masked)[0]
+    def _in_layout(self, x):
+        """x (N, D) on the model's device in its dtype, columns in the model's layout."""
+        return self.xp.asarray(x, dtype=self.dtype)[:, self.xp.asarray(self.unit_order[0])]
 
-    def loss_and_grads(self, x):
-        """Mean negative log-likelihood of a minibatch x (N, D), and its gradient for every parameter,
-        keyed like model.params. The loss is a 0-d array on the model's device (float(loss) reads
-        it; on a GPU that waits for the device, so a loop that sums losses should sum arrays).
+    def reference_forward(self, x, masked=None):
+        """Output logits a (N, D) under the current mask, in the data's column order, computed
+        densely: p(x_d = 1 | x_<d) = σ(a_d). masked: masked_weights(), when reused across calls."""
+        logits = self._reference_pass(self._in_layout(x), self.masked_weights() if masked is None else masked)[0]
+        return logits[:, self.xp.asarray(self._inverse_order[0])]
+
+    def reference_loss_and_grads(self, x):
+        """Mean negative log-likelihood of a minibatch x (N, D) (0-d array), and its gradient for every
+        parameter, keyed like model.params (in the model's layout). Dense, allocating, plain.
 
         Backpropagation, from the top, one layer at a time:
             ∂L/∂a = (σ(a) − x) / N                  the loss (autograd.bernoulli_nll_and_backward)
@@ -449,9 +532,9 @@ class MADE:
             ∂L/∂W_i, ∂L/∂b, ∂L/∂h_i                 each incoming weight (autograd.linear_backward),
                                                     ∂L/∂U_i from the bias's gradient
         """
-        x = self._as_input(x)
+        x = self._in_layout(x)
         masked = self.masked_weights()
-        logits, activations, pre_activations = self._forward(x, masked)
+        logits, activations, pre_activations = self._reference_pass(x, masked)
         nll, grad_z = bernoulli_nll_and_backward(logits, x)
         grad_z /= x.shape[0]
         activation_backward = ACTIVATIONS[self.activation][1]
@@ -468,6 +551,73 @@ class MADE:
                 if cond is not None:
                     grads[cond] = mask_conditioning_backward(grads[layer.bias], self.masks[name])
         return nll.mean(), grads
+
+    # -- the fast path: the same numbers through staircase.py ------------------------------------
+
+    def sorted_network(self):
+        """A staircase.Network for the current mask, its units sorted by their degrees under it.
+        Under the fixed mask this is the model's own layout, over model.params themselves (kept
+        and reused); under any other mask, over sorted copies of the weights with what the mask
+        removes zeroed (made anew each call: it is only as fresh as the weights it copied).
+        .degrees holds the sorted degrees of each source's units."""
+        if self.fixed_mask and "fixed" in self._networks:
+            return self._networks["fixed"]
+        orders = [np.argsort(degrees, kind="stable") for degrees in self.unit_degrees]
+        degrees = [d[order] for d, order in zip(self.unit_degrees, orders)]
+        products = {}
+        for index, layer in enumerate(self.layers):
+            own = degrees[index + 1] if layer.hidden else degrees[0]
+            for name, source in layer.inputs:
+                products[name] = staircase.Staircase(
+                    staircase.prefixes(own, degrees[source], strict=not layer.hidden), len(degrees[source]),
+                    self.xp, self.dtype)
+        if self.fixed_mask:
+            weights = self.params
+        else:
+            weights = {name: self._renumber(name, value, orders) for name, value in self.params.items()}
+            for name, product in products.items():
+                product.zero_removed(weights[name])
+            for name, cond in self._conds():
+                products[name].zero_removed(weights[cond])
+        network = staircase.Network(self.layers, weights, products, self.activation,
+                                    self.unit_order[0][orders[0]], self.xp, self.dtype)
+        network.degrees = degrees
+        if self.fixed_mask:
+            self._networks["fixed"] = network
+        return network
+
+    def _training_network(self):
+        """The network loss_and_grads runs: the staircase under the fixed mask; otherwise dense
+        products with the current masks in the model's layout, whose buffers outlive the mask
+        (sorting the weights anew for every minibatch costs more than the blocks save)."""
+        if self.fixed_mask:
+            return self.sorted_network()
+        products = {name: staircase.DenseMask(mask) for name, mask in self.masks.items()}
+        if "dense" not in self._networks:
+            self._networks["dense"] = staircase.Network(self.layers, self.params, products, self.activation,
+                                                        self.unit_order[0], self.xp, self.dtype)
+        else:
+            self._networks["dense"].use(products, self.unit_order[0])
+        return self._networks["dense"]
+
+    def forward(self, x):
+        """Output logits a (N, D) under the current mask, in the data's column order:
+        p(x_d = 1 | x_<d) = σ(a_d)."""
+        network = self.sorted_network()
+        logits = self.xp.empty((x.shape[0], self.n_in), dtype=self.dtype)
+        logits[:, network.input_order] = network.forward(self._as_input(x))
+        return logits
+
+    def loss_and_grads(self, x):
+        """Mean negative log-likelihood of a minibatch x (N, D), and its gradient for every parameter,
+        keyed like model.params: reference_loss_and_grads' numbers, through staircase.py.
+
+        The loss is a 0-d array on the model's device (float(loss) reads it; on a GPU that waits for
+        the device, so a loop that sums losses should sum arrays). The gradients are the model's
+        own buffers, valid until its next loss_and_grads: copy one to keep it. grads.regions lists
+        the blocks of each weight that can be nonzero; the optimizers update only those.
+        """
+        return self._training_network().loss_and_grads(self._as_input(x))
 
     def _as_input(self, x):
         """x on the model's device in the model's dtype (no copy when it already is)."""
@@ -501,11 +651,10 @@ class MADE:
 
     def _log_prob_current(self, x, batch_size, progress, done, total):
         """log p(x) under the current mask, batch by batch."""
-        masked = self.masked_weights()
+        network = self.sorted_network()
         result = self.xp.empty(x.shape[0], dtype=self.dtype)
         for start in range(0, x.shape[0], batch_size):
-            chunk = x[start:start + batch_size]
-            result[start:start + batch_size] = -bernoulli_nll(self._forward(chunk, masked)[0], chunk)
+            result[start:start + batch_size] = network.log_prob(x[start:start + batch_size])
             if progress is not None:
                 done += 1
                 progress(done, total)
@@ -523,12 +672,10 @@ class MADE:
             for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
                 rng = backend.random_generator(seed, "pattern_orderings", group)
                 self.use_ordering(observed_first_ordering(pattern, rng), seed)
-                rows, columns = self.xp.asarray(rows), self.xp.asarray(np.flatnonzero(pattern))
-                masked = self.masked_weights()
+                network, rows = self.sorted_network(), self.xp.asarray(rows)
                 for start in range(0, len(rows), batch_size):
                     chunk = rows[start:start + batch_size]
-                    per_variable = bernoulli_nll_per_variable(self._forward(x[chunk], masked)[0], x[chunk])
-                    result[chunk] = -per_variable[:, columns].sum(axis=1)
+                    result[chunk] = network.log_prob(x[chunk], n_first=int(pattern.sum()))  # the observed come first
         return result
 
     # -- saving and loading -------------------------------------------------------------------
@@ -559,7 +706,7 @@ def state_arrays(model):
     if model.mask_index is None:
         raise ValueError("the model is under a custom ordering (use_ordering); select a mask of "
                          "its cycle with use_mask(k) before saving")
-    arrays = {f"param.{name}": backend.to_host(value) for name, value in model.params.items()}
+    arrays = {f"param.{name}": value for name, value in model.natural_params().items()}
     import files  # the JSON-in-an-array format is files.py's
     arrays["config"] = files.json_array(dict(model.config.as_dict(), format=FORMAT))
     arrays["mask_index"] = np.array(model.mask_index)

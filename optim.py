@@ -7,12 +7,31 @@ applies them.
 
 Each rule keeps its per-parameter state in named slots (arrays shaped like the parameters) and a
 step counter t; state_dict() returns all of it as arrays so a checkpoint resumes exactly.
+
+When the gradients say which parts of each parameter can be nonzero (grads.regions, as MADE's
+loss_and_grads gives them under a fixed mask: the blocks of the staircase), an update touches only
+those parts. Elsewhere the gradient has been zero at every step, so every rule here would leave
+the weight and its state as they are. Temporaries live in scratch buffers made once.
 """
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 import backend
+
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+THREADED_SIZE = 2 ** 15   # a region smaller than this is not worth splitting between threads
+_pools = {}
+
+
+def _pool(threads):
+    """The process's pool of update threads (made on first use)."""
+    if threads not in _pools:
+        _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="optim")
+    return _pools[threads]
 
 
 class Optimizer:
@@ -25,12 +44,50 @@ class Optimizer:
         self.t = 0  # number of steps taken
         self.state = {slot: {name: backend.module_of(p).zeros_like(p) for name, p in params.items()}
                       for slot in self.slots}
+        self._scratch = {}
 
     def step(self, grads):
-        """Apply one update to every parameter that has a gradient; t counts the steps."""
-        for name, grad in grads.items():
-            self.update(self.params[name], grad, *(self.state[slot][name] for slot in self.slots))
+        """Apply one update to every parameter that has a gradient (only within grads.regions,
+        when the gradients have them); t counts the steps. On the CPU the work is split between
+        threads, each updating its own rows (NumPy releases the interpreter inside its loops)."""
+        shares = self._shares(grads)
+        if len(shares) > 1:
+            list(_pool(len(shares)).map(self._update_share, shares))
+        else:
+            self._update_share(shares[0])
         self.t += 1
+
+    def _update_share(self, share):
+        for name, region, grad in share:
+            self.update(self.params[name][region], grad[region],
+                        *(self.state[slot][name][region] for slot in self.slots))
+
+    def _shares(self, grads):
+        """The update as lists of (name, index expression, gradient), one list per thread: every
+        region of THREADED_SIZE elements or more is cut into row bands, one band per thread."""
+        regions = getattr(grads, "regions", {})
+        threads = THREADS if not any(backend.is_device_array(g) for g in grads.values()) else 1
+        shares = [[] for _ in range(threads)]
+        for name, grad in grads.items():
+            for region in regions.get(name, (Ellipsis,)):
+                rows = range(grad.shape[0])[region[0] if isinstance(region, tuple) else slice(None)]
+                columns = region[1:] if isinstance(region, tuple) else ()
+                if threads == 1 or grad[region].size < THREADED_SIZE:
+                    shares[0].append((name, region, grad))
+                    continue
+                cuts = np.linspace(rows.start, rows.stop, threads + 1).round().astype(int)
+                for share, (start, stop) in zip(shares, zip(cuts[:-1], cuts[1:])):
+                    share.append((name, (slice(start, stop),) + columns, grad))
+        return shares
+
+    def scratch(self, like, index=0):
+        """A temporary shaped like `like`, from a buffer made once per thread (as large as the
+        largest parameter)."""
+        key = (threading.get_ident(), index, like.dtype)
+        if key not in self._scratch:
+            largest = max(p.size for p in self.params.values())
+            self._scratch[key] = backend.module_of(like).empty(largest, dtype=like.dtype)
+        return self._scratch[key][:like.size].reshape(like.shape)
 
     def update(self, param, grad, *slots):
         raise NotImplementedError
@@ -65,7 +122,7 @@ class SGD(Optimizer):
         self.lr, self.decrease = lr, decrease
 
     def update(self, param, grad):
-        step = grad * (self.lr / (1 + self.decrease * self.t))
+        step = backend.module_of(param).multiply(grad, self.lr / (1 + self.decrease * self.t), out=self.scratch(grad))
         param -= step
 
 
@@ -85,7 +142,7 @@ class AdaGrad(Optimizer):
 
     def update(self, param, grad, sum_sq):
         xp = backend.module_of(param)
-        scratch = grad * grad
+        scratch = xp.multiply(grad, grad, out=self.scratch(grad))
         sum_sq += scratch                        # G + ε ← G + ε + g²
         xp.sqrt(sum_sq, out=scratch)
         xp.divide(grad, scratch, out=scratch)    # g / √(G + ε)
@@ -108,14 +165,16 @@ class AdaDelta(Optimizer):
     def update(self, param, grad, mean_sq_grad, mean_sq_step):
         xp = backend.module_of(param)
         mean_sq_grad *= self.rho
-        scratch = grad * grad
+        scratch = xp.multiply(grad, grad, out=self.scratch(grad))
         scratch *= 1 - self.rho
         mean_sq_grad += scratch                  # E[g²]
-        step = xp.sqrt(mean_sq_step + self.eps)
-        xp.sqrt(mean_sq_grad + self.eps, out=scratch)
+        step = xp.add(mean_sq_step, self.eps, out=self.scratch(grad, 1))
+        xp.sqrt(step, out=step)
+        xp.add(mean_sq_grad, self.eps, out=scratch)
+        xp.sqrt(scratch, out=scratch)
         step /= scratch
         step *= grad
-        step = -step                             # Δθ = −√(E[Δθ²] + ε) / √(E[g²] + ε) · g
+        xp.negative(step, out=step)              # Δθ = −√(E[Δθ²] + ε) / √(E[g²] + ε) · g
         mean_sq_step *= self.rho
         xp.multiply(step, step, out=scratch)
         scratch *= 1 - self.rho
@@ -138,7 +197,7 @@ class Adam(Optimizer):
     def update(self, param, grad, m, v):
         xp, t = backend.module_of(param), self.t + 1
         m *= self.beta1
-        scratch = grad * (1 - self.beta1)
+        scratch = xp.multiply(grad, 1 - self.beta1, out=self.scratch(grad))
         m += scratch                                         # m
         v *= self.beta2
         xp.multiply(grad, grad, out=scratch)

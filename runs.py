@@ -251,11 +251,25 @@ class Checkpoint:
     settings: dict
 
 
+def optimizer_state_renumbered(model, state, to_natural):
+    """The optimizer's state entries ("slot.param") renumbered like their parameters, to the data's
+    numbering (what files hold) or back to the model's layout; "t" and misshapen entries pass
+    unchanged (the optimizer's own checks then name what is wrong)."""
+    renumber = model.to_natural if to_natural else model.from_natural
+    result = {}
+    for key, value in state.items():
+        name = key.split(".", 1)[-1]
+        fits = "." in key and name in model.params and tuple(value.shape) == tuple(model.params[name].shape)
+        result[key] = renumber(name, value) if fits else value
+    return result
+
+
 def save_checkpoint(path, model, optimizer, state, settings):
     """Everything --resume needs, in one atomic .npz: the current weights and mask, the optimizer's
     state, the TrainingState and the run's settings (its flags)."""
     arrays = state_arrays(model)
-    arrays.update({f"optim.{key}": value for key, value in optimizer.state_dict().items()})
+    natural = optimizer_state_renumbered(model, optimizer.state_dict(), to_natural=True)
+    arrays.update({f"optim.{key}": value for key, value in natural.items()})
     arrays["train_state"] = files.json_array(dict(state.to_json(), run_config=settings))
     files.save_npz(path, arrays)
 
@@ -271,7 +285,9 @@ def load_checkpoint(path, gpu):
     settings = saved.get("run_config") if isinstance(saved, dict) else None
     if not isinstance(settings, dict):
         raise RunError(f"cannot resume: {path} lacks the run's settings")
-    optimizer_state = {key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")}
+    optimizer_state = optimizer_state_renumbered(
+        model, {key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")},
+        to_natural=False)
     return Checkpoint(model, optimizer_state, TrainingState.from_json(saved, path), settings)
 
 

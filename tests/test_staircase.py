@@ -1,0 +1,147 @@
+"""The fast path (staircase.py) against the dense reference (made.py), for every option.
+
+The reference is proven by finite differences (test_made.py); here the staircase blocks, the
+buffers they reuse and the optimizers' regions must give the reference's numbers to rounding."""
+import numpy as np
+import pytest
+
+import optim
+import staircase
+from conftest import random_binary
+from made import MADE
+
+OPTIONS = [dict(hidden_sizes=[13]), dict(hidden_sizes=[13], direct=True), dict(hidden_sizes=[13, 11], cond_mask=True),
+           dict(hidden_sizes=[13, 11, 9], direct=True, cond_mask=True), dict(hidden_sizes=[], direct=True),
+           dict(hidden_sizes=[], direct=True, cond_mask=True)]
+CYCLES = [dict(n_masks=1), dict(n_masks=3), dict(n_masks=0), dict(n_masks=3, shuffle="connectivity"),
+          dict(n_masks=3, shuffle="once")]
+
+
+def ids(options):
+    return "-".join(f"{key}={value}" for key, value in options.items())
+
+
+def randomised(model, seed):
+    """Random weights everywhere, the removed ones included: the fast path must not rely on them."""
+    rng = np.random.default_rng(seed)
+    for param in model.params.values():
+        param[...] = rng.standard_normal(param.shape)
+    return model
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=ids)
+@pytest.mark.parametrize("cycle", CYCLES, ids=ids)
+def test_loss_and_every_gradient_equal_the_reference(options, cycle):
+    model = randomised(MADE(10, activation="tanh", dtype="float64", seed=1, **options, **cycle), seed=2)
+    for step in range(4):  # across masks of the cycle, and with the same buffers reused
+        x = random_binary((7, 10), seed=step)
+        reference_loss, reference_grads = model.reference_loss_and_grads(x)
+        loss, grads = model.loss_and_grads(x)
+        assert set(grads) == set(reference_grads) == set(model.params)
+        np.testing.assert_allclose(float(loss), float(reference_loss), rtol=1e-12)
+        for name in grads:
+            np.testing.assert_allclose(grads[name], reference_grads[name], rtol=1e-10, atol=1e-12, err_msg=name)
+        model.next_mask()
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=ids)
+@pytest.mark.parametrize("cycle", CYCLES[:3], ids=ids)
+def test_logits_log_prob_and_ensembles_equal_the_reference(options, cycle):
+    model = randomised(MADE(10, activation="relu", dtype="float64", seed=3, **options, **cycle), seed=4)
+    x = random_binary((25, 10), seed=5)
+    for _ in range(2):
+        reference = model.reference_forward(x)
+        np.testing.assert_allclose(model.forward(x), reference, rtol=1e-10, atol=1e-12)
+        per_variable = np.logaddexp(0, reference) - x * reference
+        np.testing.assert_allclose(model.log_prob(x, batch_size=7), -per_variable.sum(axis=1), rtol=1e-10)
+        model.next_mask()
+    ensemble = []
+    with model.keeping_mask():
+        for k in range(3):
+            model.use_mask(model.cycle_index(k))
+            logits = model.reference_forward(x)
+            ensemble.append(-(np.logaddexp(0, logits) - x * logits).sum(axis=1))
+    expected = np.logaddexp.reduce(ensemble, axis=0) - np.log(3)
+    np.testing.assert_allclose(model.log_prob(x, n_masks=3, batch_size=10), expected, rtol=1e-10)
+
+
+def test_log_prob_observed_equals_the_reference():
+    model = randomised(MADE(8, [12, 10], direct=True, cond_mask=True, n_masks=4, dtype="float64", seed=6), seed=7)
+    x = random_binary((9, 8), seed=8)
+    observed = np.random.default_rng(9).random((9, 8)) < 0.5
+    fast = model.log_prob_observed(x, observed, seed=3)
+    expected = np.empty(9)
+    from made import group_by_pattern, observed_first_ordering
+    import backend
+    with model.keeping_mask():
+        for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
+            model.use_ordering(observed_first_ordering(pattern, backend.random_generator(3, "pattern_orderings", group)), 3)
+            logits = model.reference_forward(x[rows])
+            terms = np.logaddexp(0, logits) - x[rows] * logits
+            expected[rows] = -terms[:, pattern].sum(axis=1)
+    np.testing.assert_allclose(fast, expected, rtol=1e-10)
+
+
+def test_float32_fast_path_agrees_with_the_reference_on_an_mnist_sized_model():
+    model = MADE(784, [300], direct=True, activation="tanh", seed=10)  # (a relu at its kink may flip)
+    x = random_binary((50, 784), seed=11).astype(np.float32)
+    loss, grads = model.loss_and_grads(x)
+    reference_loss, reference_grads = model.reference_loss_and_grads(x)
+    assert abs(float(loss) - float(reference_loss)) < 1e-5 * float(reference_loss)
+    for name, grad in grads.items():
+        assert grad.dtype == np.float32
+        scale = float(np.abs(reference_grads[name]).max()) + 1e-30
+        assert float(np.abs(grad - reference_grads[name]).max()) < 1e-4 * scale, name
+
+
+def test_writing_into_removed_weights_cannot_break_the_autoregressive_property():
+    model = MADE(9, [20], direct=True, seed=12, dtype="float64")
+    x = random_binary((4, 9), seed=13)
+    before = model.forward(x)
+    for name in ("W0", "W1", "W_direct"):  # every removed weight (mask 0) set to a large value
+        model.params[name][model.masks[name] == 0] = 1e3
+    np.testing.assert_allclose(model.forward(x), before, rtol=1e-12)
+    loss, grads = model.loss_and_grads(x)
+    for name in ("W0", "W1", "W_direct"):
+        assert not grads[name][model.masks[name] == 0].any(), name
+
+
+def test_gradients_are_buffers_valid_until_the_next_call():
+    model = MADE(6, [8], dtype="float64", seed=14)
+    _, first = model.loss_and_grads(random_binary((5, 6), seed=15))
+    kept = {name: grad.copy() for name, grad in first.items()}
+    _, second = model.loss_and_grads(random_binary((5, 6), seed=16))
+    assert all(second[name] is first[name] for name in first)  # the same arrays, refilled
+    assert any(not np.array_equal(second[name], kept[name]) for name in kept)
+
+
+@pytest.mark.parametrize("rule", sorted(optim.OPTIMIZERS))
+def test_updating_only_the_regions_equals_updating_everything(rule, monkeypatch):
+    monkeypatch.setattr(staircase, "LONG_ROWS", 1)  # blocks cut at their width, even on short rows
+    monkeypatch.setattr(optim, "THREADED_SIZE", 8)  # and split between threads
+    models = [MADE(12, [30, 20], direct=True, cond_mask=True, dtype="float64", seed=17) for _ in range(2)]
+    optimizers = [optim.make_optimizer(rule, model.params) for model in models]
+    for step in range(5):
+        x = random_binary((8, 12), seed=step)
+        _, grads = models[0].loss_and_grads(x)
+        assert any(region is not Ellipsis for regions in grads.regions.values() for region in regions)
+        optimizers[0].step(grads)
+        _, grads = models[1].loss_and_grads(x)
+        optimizers[1].step(dict(grads))  # a plain dict: every element updated, on one thread
+    for name in models[0].params:
+        np.testing.assert_allclose(models[0].params[name], models[1].params[name], rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("n_out, n_in, strict", [(300, 40, False), (40, 300, True), (7, 7, True), (1, 5, False)])
+def test_staircase_products_equal_dense_masked_products(n_out, n_in, strict):
+    rng = np.random.default_rng(n_out)
+    degrees_in, degrees_out = np.sort(rng.integers(0, 20, n_in)), np.sort(rng.integers(0, 20, n_out))
+    product = staircase.Staircase(staircase.prefixes(degrees_out, degrees_in, strict), n_in, np, "float64")
+    mask = (degrees_out[:, None] > degrees_in[None, :]) if strict else (degrees_out[:, None] >= degrees_in[None, :])
+    weight, x, grad_out = rng.standard_normal((n_out, n_in)), rng.standard_normal((6, n_in)), rng.standard_normal((6, n_out))
+    masked = weight * mask
+    product.prepare(weight)
+    np.testing.assert_allclose(product.forward(weight, x, np.empty((6, n_out))), x @ masked.T, atol=1e-12)
+    np.testing.assert_allclose(product.backward_input(weight, grad_out, np.empty((6, n_in))), grad_out @ masked, atol=1e-12)
+    np.testing.assert_allclose(product.backward_weight(grad_out, x, np.zeros((n_out, n_in))), (grad_out.T @ x) * mask, atol=1e-12)
+    assert product.multiply_adds(6) <= 6 * n_out * n_in
