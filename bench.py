@@ -65,12 +65,74 @@ def gemm_floor(n_in, hidden, n_train, batch_size, gpu, repeat, dtype="float32"):
     return timed(epoch, gpu, repeat)
 
 
-def training_epoch(x, hidden, n_masks, gpu, repeat, optimizer="adagrad", batch_size=100):
-    """Seconds of one training epoch exactly as train.py runs it (after a warm-up epoch)."""
-    model = MADE(x.shape[1], hidden, n_masks=n_masks, seed=0, gpu=gpu)
+def staircase_floor(x, hidden, direct, n_batches, gpu, repeat, batch_size=100):
+    """Seconds of the matrix products alone as the staircase computes them (its blocks, under one
+    mask, on random activations), for n_batches minibatches: the floor of the fast path."""
+    model = MADE(x.shape[1], hidden, direct=direct, seed=0, gpu=gpu)
+    network, xp = model.sorted_network(), model.xp
+    rng = np.random.default_rng(0)
+    sizes = [x.shape[1]] + list(hidden)
+    products = [(network.products[name], model.params[name], sizes[source], layer.size, source > 0)
+                for layer in model.layers for name, source in layer.inputs]
+    buffers = [(xp.asarray(rng.random((batch_size, n_in)), dtype="float32"), xp.empty((batch_size, n_in), "float32"),
+                xp.asarray(rng.random((batch_size, n_out)), dtype="float32"), xp.zeros((n_out, n_in), "float32"))
+               for _, _, n_in, n_out, _ in products]
+
+    def batches():
+        for _ in range(n_batches):
+            for (product, weight, _, _, needs_input), (inputs, grad_in, out, grad_w) in zip(products, buffers):
+                product.forward(weight, inputs, out)
+                product.backward_weight(out, inputs, grad_w)
+                if needs_input:
+                    product.backward_input(weight, out, grad_in)
+    return timed(batches, gpu, repeat)
+
+
+def multiply_adds(x, hidden, direct, batch_size=100):
+    """(dense, staircase) multiply-adds of one minibatch's products (forward, weight gradient, and
+    input gradient where the input is a hidden layer), under mask 0."""
+    model = MADE(x.shape[1], hidden, direct=direct, seed=0)
+    network = model.sorted_network()
+    dense = staircase = 0
+    for layer in model.layers:
+        for name, source in layer.inputs:
+            count = 3 if source > 0 else 2
+            dense += count * batch_size * model.params[name].size
+            staircase += count * network.products[name].multiply_adds(batch_size)
+    return dense, staircase
+
+
+def training_epoch(x, hidden, n_masks, gpu, repeat, optimizer="adagrad", batch_size=100, direct=False, n_batches=None):
+    """Seconds of one training epoch exactly as train.py runs it (after a warm-up epoch); with
+    n_batches, of that many minibatches, scaled to the epoch."""
+    model = MADE(x.shape[1], hidden, n_masks=n_masks, direct=direct, seed=0, gpu=gpu)
     opt = optim.make_optimizer(optimizer, model.params)
     order = backend.to_device(np.random.default_rng(0).permutation(x.shape[0]), gpu)
-    return timed(lambda: optim.train_epoch(model, opt, x, order, batch_size), gpu, repeat)
+    subset = x if n_batches is None else x[:n_batches * batch_size]
+    return timed(lambda: optim.train_epoch(model, opt, subset, order[:subset.shape[0]], batch_size), gpu, repeat) \
+        * x.shape[0] / subset.shape[0]
+
+
+def plain_loop_epoch(x, hidden, n_masks, gpu, repeat, batch_size=100, direct=False, n_batches=None):
+    """Seconds of one epoch of the loop a user writes with the public API (scaled like training_epoch):
+
+        loss, grads = model.loss_and_grads(batch); optimizer.step(grads); model.next_mask()
+    """
+    model = MADE(x.shape[1], hidden, n_masks=n_masks, direct=direct, seed=0, gpu=gpu)
+    opt = optim.AdaGrad(model.params, lr=0.01)
+    n_batches = n_batches or x.shape[0] // batch_size
+    starts = np.random.default_rng(0).integers(0, x.shape[0] - batch_size, size=n_batches)
+
+    def step(batch):
+        loss, grads = model.loss_and_grads(batch)
+        opt.step(grads)
+        model.next_mask()
+        return loss
+
+    def epoch():
+        for start in starts:
+            step(x[start:start + batch_size])
+    return timed(epoch, gpu, repeat) * x.shape[0] / (n_batches * batch_size)
 
 
 def evaluation_rate(x, hidden, n_masks, gpu, batch_size=1000):
@@ -121,10 +183,27 @@ def run(quick, gpu):
         name = "-".join(str(s) for s in [n_in] + hidden + [n_in])
         floor = gemm_floor(n_in, hidden, n_train, 100, gpu, repeat)
         add(f"GEMM floor, {name}, one epoch", floor, "s")
+        dense, blocks = multiply_adds(x, hidden, False)
+        add(f"staircase floor ({blocks / dense:.0%} of the dense multiply-adds)",
+            staircase_floor(x, hidden, False, n_train // 100, gpu, repeat), "s", floor)
         for n_masks, label in ((1, "1 mask"), (32, "32 masks, resampled every minibatch")):
             seconds = training_epoch(x, hidden, n_masks, gpu, repeat)
             add(f"train {name}, batch 100, {label}", seconds, "s/epoch", floor)
             add(f"  = examples/s", n_train / seconds, "ex/s")
+            add(f"  the plain loop (loss_and_grads, step)", plain_loop_epoch(x, hidden, n_masks, gpu, repeat),
+                "s/epoch", floor)
+    if not quick:
+        wide, batches = [8000], 40  # an epoch estimated from 40 minibatches
+        floor = gemm_floor(n_in, wide, batches * 100, 100, gpu, repeat) * n_train / (batches * 100)
+        add(f"GEMM floor, {n_in}-8000-{n_in} (+direct: not counted), one epoch", floor, "s")
+        dense, blocks = multiply_adds(x, wide, True)
+        add(f"staircase floor with direct ({blocks / dense:.0%} of the dense multiply-adds)",
+            staircase_floor(x, wide, True, batches, gpu, repeat) * n_train / (batches * 100), "s", floor)
+        for n_masks, label in ((1, "1 mask"), (32, "32 masks")):
+            add(f"train {n_in}-8000-{n_in} +direct, {label} (from {batches} minibatches)",
+                training_epoch(x, wide, n_masks, gpu, repeat, direct=True, n_batches=batches), "s/epoch", floor)
+            add(f"  the plain loop (loss_and_grads, step)",
+                plain_loop_epoch(x, wide, n_masks, gpu, repeat, direct=True, n_batches=batches), "s/epoch", floor)
     for n_masks in (1, 32):
         add(f"evaluate {n_in}-{one[0]}-{n_in}, batch 1000, {n_masks}-mask ensemble",
             evaluation_rate(eval_x, one, n_masks, gpu), "ex/s")

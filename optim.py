@@ -14,24 +14,33 @@ those parts. Elsewhere the gradient has been zero at every step, so every rule h
 the weight and its state as they are. Temporaries live in scratch buffers made once.
 """
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 import backend
 
-THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-THREADED_SIZE = 2 ** 15   # a region smaller than this is not worth splitting between threads
-_pools = {}
+BAND = 2 ** 18   # elements updated at a time: a rule's few passes over them stay in the cache
 
 
-def _pool(threads):
-    """The process's pool of update threads (made on first use)."""
-    if threads not in _pools:
-        _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="optim")
-    return _pools[threads]
+def bands(grads):
+    """(name, index expression) pieces of an update: the regions of each gradient (grads.regions,
+    else the whole array) cut into bands of whole rows of about BAND elements. A rule makes
+    several passes over its arrays; band by band, the later passes find them in the cache (a
+    region cut at its block's width is worth it on long rows only, see staircase.LONG_ROWS)."""
+    regions = getattr(grads, "regions", {})
+    for name, grad in grads.items():
+        if grad.ndim == 0:
+            yield name, Ellipsis
+            continue
+        for region in regions.get(name, (Ellipsis,)):
+            region = region if isinstance(region, tuple) else (slice(None),)
+            rows = range(grad.shape[0])[region[0]]
+            if len(rows):
+                step = max(1, BAND * len(rows) // max(grad[region].size, 1))
+                if backend.is_device_array(grad):  # a GPU streams whole regions at once
+                    step = len(rows)
+                for start in range(rows.start, rows.stop, step):
+                    yield name, (slice(start, min(start + step, rows.stop)),) + region[1:]
 
 
 class Optimizer:
@@ -48,42 +57,15 @@ class Optimizer:
 
     def step(self, grads):
         """Apply one update to every parameter that has a gradient (only within grads.regions,
-        when the gradients have them); t counts the steps. On the CPU the work is split between
-        threads, each updating its own rows (NumPy releases the interpreter inside its loops)."""
-        shares = self._shares(grads)
-        if len(shares) > 1:
-            list(_pool(len(shares)).map(self._update_share, shares))
-        else:
-            self._update_share(shares[0])
+        when the gradients have them); t counts the steps."""
+        for name, index in bands(grads):
+            self.update(self.params[name][index], grads[name][index],
+                        *(self.state[slot][name][index] for slot in self.slots))
         self.t += 1
 
-    def _update_share(self, share):
-        for name, region, grad in share:
-            self.update(self.params[name][region], grad[region],
-                        *(self.state[slot][name][region] for slot in self.slots))
-
-    def _shares(self, grads):
-        """The update as lists of (name, index expression, gradient), one list per thread: every
-        region of THREADED_SIZE elements or more is cut into row bands, one band per thread."""
-        regions = getattr(grads, "regions", {})
-        threads = THREADS if not any(backend.is_device_array(g) for g in grads.values()) else 1
-        shares = [[] for _ in range(threads)]
-        for name, grad in grads.items():
-            for region in regions.get(name, (Ellipsis,)):
-                rows = range(grad.shape[0])[region[0] if isinstance(region, tuple) else slice(None)]
-                columns = region[1:] if isinstance(region, tuple) else ()
-                if threads == 1 or grad[region].size < THREADED_SIZE:
-                    shares[0].append((name, region, grad))
-                    continue
-                cuts = np.linspace(rows.start, rows.stop, threads + 1).round().astype(int)
-                for share, (start, stop) in zip(shares, zip(cuts[:-1], cuts[1:])):
-                    share.append((name, (slice(start, stop),) + columns, grad))
-        return shares
-
     def scratch(self, like, index=0):
-        """A temporary shaped like `like`, from a buffer made once per thread (as large as the
-        largest parameter)."""
-        key = (threading.get_ident(), index, like.dtype)
+        """A temporary shaped like `like`, from a buffer made once (as large as the largest parameter)."""
+        key = (index, like.dtype)
         if key not in self._scratch:
             largest = max(p.size for p in self.params.values())
             self._scratch[key] = backend.module_of(like).empty(largest, dtype=like.dtype)

@@ -16,15 +16,16 @@ width_r = prefix[r1 − 1], so each product becomes a few dense products of sub-
     input gradient   ∂x[:, c0:c1]   = g[:, r0:] · W[r0:, c0:c1]   for the columns c0…c1−1 between
                      two blocks' widths (width_{r−1} and width_r): the blocks above r end before c0
 A block's top rows end before width_r: that triangle-like "edge" holds weights the mask removes.
-prepare sets them to zero in W itself before the products (they can never matter, and this costs
-a pass over the edges only, about 1/B of the weight), and their gradient is masked to zero there.
-Everything right of width_r is never read or written. With B blocks
-the products cost about (1 + 1/B)/2 of the dense ones; B grows with the layer's size (a product
-of a few rows runs below the machine's speed).
+prepare sets them to zero in W itself before the products (they can never matter; whatever was
+written there, the model stays autoregressive; and it costs a pass over the edges only, about 1/B
+of the weight), and their gradient is masked to zero there. Everything right of width_r is never
+read or written, and the optimizers never update it. With B blocks the products cost about
+(1 + 1/B)/2 of the dense ones; B grows with the layer's size (a product of few rows runs below
+the machine's speed).
 
 Two products share one interface (prepare, forward, backward_input, backward_weight and the
 mask-conditioning pair), so Network below is written once:
-    Staircase  the blocks above, for weights in a sorted layout whose removed weights are zero;
+    Staircase  the blocks above, for weights in the sorted layout of their mask;
     DenseMask  W ⊙ M in full, for any layout (training over a cycle of masks, where sorting the
                weights again for every minibatch would cost more than the blocks save).
 

@@ -1,12 +1,15 @@
 """This project against PyTorch, one training epoch each in turn, on a machine whose speed drifts.
 
     MADE_DATA_DIR=../shared/data python benchmarks/interleaved.py [--rounds 5]
+    MADE_DATA_DIR=../shared/data python benchmarks/interleaved.py --hidden 8000 --direct --batches 40
 
 Sequential benchmarks on a shared machine compare its good minutes with its bad ones. Here every
-round times one epoch of 784-500-784 (batch 100, AdaGrad 0.01) for this project, for PyTorch's
-AdaGrad and for PyTorch's fused AdaGrad, back to back, so all three see the same machine; the
-summary gives each one's best and median epoch, and the bare GEMM floor measured in the same
-rounds. Needs PyTorch (skipped without it); imported by nothing.
+round times, back to back, one epoch (batch 100, AdaGrad 0.01) of: this project through train.py's
+loop (optim.train_epoch) and through the plain loop a user writes (loss_and_grads, step,
+next_mask); PyTorch with its default and its fused AdaGrad; and the bare floors, dense (GEMM) and
+staircase. The summary gives each one's best and median epoch and its ratio to PyTorch's fused
+AdaGrad in the same round. --batches times that many minibatches and scales them to an epoch (for
+the big models). Needs PyTorch (skipped without it); imported by nothing.
 """
 import argparse
 import os
@@ -33,47 +36,81 @@ except ImportError:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Interleaved epochs: this project and PyTorch in turn.")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of three epochs (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of every run (default: %(default)s)")
+    parser.add_argument("--hidden", type=int, default=500, help="hidden units, one layer (default: %(default)s)")
+    parser.add_argument("--direct", action="store_true", help="add the direct input-output connection")
+    parser.add_argument("--masks", type=int, default=1, help="this project's masks, resampled every minibatch "
+                        "(PyTorch keeps one; default: %(default)s)")
+    parser.add_argument("--batches", type=int, default=None, help="minibatches per timing, scaled to an epoch "
+                        "(default: the whole epoch)")
     args = parser.parse_args(argv)
     if torch is None:
         print("benchmarks/interleaved.py: skipped: PyTorch is not installed")
         return 0
     x, source = bench.load_inputs(quick=False, gpu=False)
-    ours = MADE(784, [500], seed=0)
+    n_batches = args.batches or x.shape[0] // 100
+    scale = x.shape[0] / (n_batches * 100)
+    hidden = [args.hidden]
+    ours = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0)
     ours_optimizer = optim.AdaGrad(ours.params, lr=0.01)
+    plain = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0)
+    plain_optimizer = optim.AdaGrad(plain.params, lr=0.01)
     rng = backend.random_generator(0)
     x_torch = torch.from_numpy(np.asarray(x))
     theirs = {}
     for fused in (False, True):
-        model = TorchMADE(784, [500], torch.device("cpu"))
+        model = TorchMADE(784, hidden, torch.device("cpu"), direct=args.direct)
         theirs[fused] = (model, torch.optim.Adagrad(model.parameters(), lr=0.01, fused=fused))
 
     def torch_epoch(fused):
         model, optimizer = theirs[fused]
         order = torch.randperm(x_torch.shape[0])
-        for start in range(0, x_torch.shape[0], 100):
+        for start in range(0, n_batches * 100, 100):
             loss = model.nll(x_torch[order[start:start + 100]]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
-    runs = {"this project": lambda: optim.train_epoch(ours, ours_optimizer, x, backend.to_device(rng.permutation(x.shape[0])), 100),
-            "PyTorch AdaGrad": lambda: torch_epoch(False),
-            "PyTorch fused AdaGrad": lambda: torch_epoch(True)}
-    times = {name: [] for name in list(runs) + ["GEMM floor"]}
+    def train_loop():
+        subset = x[:n_batches * 100]  # the first minibatches' worth of examples, in a random order
+        optim.train_epoch(ours, ours_optimizer, subset, rng.permutation(subset.shape[0]), 100)
+
+    def plain_loop():
+        order = rng.permutation(x.shape[0])
+        for start in range(0, n_batches * 100, 100):
+            loss, grads = plain.loss_and_grads(x[order[start:start + 100]])
+            plain_optimizer.step(grads)
+            plain.next_mask()
+
+    def wall(function):
+        def run():
+            started = time.perf_counter()
+            function()
+            return time.perf_counter() - started
+        return run
+
+    runs = {"this project, train.py's loop": wall(train_loop),
+            "this project, plain loop": wall(plain_loop),
+            "PyTorch AdaGrad": wall(lambda: torch_epoch(False)),
+            "PyTorch fused AdaGrad": wall(lambda: torch_epoch(True)),
+            # the floors time their own products, leaving out the setting up of their arrays
+            "dense GEMM floor": lambda: bench.gemm_floor(784, hidden, n_batches * 100, 100, False, repeat=1),
+            "staircase floor": lambda: bench.staircase_floor(x, hidden, args.direct, n_batches, False, repeat=1)}
+    times = {name: [] for name in runs}
     for function in runs.values():  # warm-up
         function()
     for _ in range(args.rounds):
         for name, function in runs.items():
-            started = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - started)
-        times["GEMM floor"].append(bench.gemm_floor(784, [500], x.shape[0], 100, False, repeat=1))
-    print(f"{args.rounds} interleaved rounds, 784-500-784, batch 100, {source}, PyTorch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), NumPy {np.__version__}")
+            times[name].append(function() * scale)
+    name = f"784-{args.hidden}-784{' +direct' if args.direct else ''}"
+    print(f"{args.rounds} interleaved rounds, {name}, {args.masks} mask(s), batch 100, {source}, "
+          f"{n_batches} minibatches per timing scaled to an epoch, PyTorch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), NumPy {np.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
+    reference = times["PyTorch fused AdaGrad"]
     for name, values in times.items():
-        print(f"  {name:<24} best {min(values):6.3f} s   median {statistics.median(values):6.3f} s   "
-              f"all {' '.join(f'{v:.2f}' for v in values)}")
+        ratios = [v / r for v, r in zip(values, reference)]
+        print(f"  {name:<32} best {min(values):7.3f} s   median {statistics.median(values):7.3f} s   "
+              f"× fused: median {statistics.median(ratios):.2f}   all {' '.join(f'{v:.2f}' for v in values)}")
     return 0
 
 

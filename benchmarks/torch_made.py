@@ -24,7 +24,8 @@ except ImportError:
 
 
 def made_masks(n_in, hidden, rng):
-    """The paper's masks, drawn with NumPy: ordering, connectivity, hidden ≥ and output > rules."""
+    """The paper's masks, drawn with NumPy: ordering, connectivity, hidden ≥ and output > rules;
+    and the direct connection's (strictly lower-triangular in the ordering)."""
     degrees = [rng.permutation(n_in)]
     low = 0
     for size in hidden:
@@ -32,17 +33,21 @@ def made_masks(n_in, hidden, rng):
         low = int(degrees[-1].min())
     masks = [(degrees[l + 1][:, None] >= degrees[l][None, :]) for l in range(len(hidden))]
     masks.append(degrees[0][:, None] > degrees[-1][None, :])
-    return [m.astype(np.float32) for m in masks], degrees[0]
+    direct = degrees[0][:, None] > degrees[0][None, :]
+    return [m.astype(np.float32) for m in masks], degrees[0], direct.astype(np.float32)
 
 
 class TorchMADE(torch.nn.Module if torch else object):
-    def __init__(self, n_in, hidden, device):
+    def __init__(self, n_in, hidden, device, direct=False):
         super().__init__()
-        masks, self.ordering = made_masks(n_in, hidden, np.random.default_rng(0))
+        masks, self.ordering, direct_mask = made_masks(n_in, hidden, np.random.default_rng(0))
         sizes = [n_in] + hidden + [n_in]
         self.layers = torch.nn.ModuleList(torch.nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1))
         for i, mask in enumerate(masks):
             self.register_buffer(f"mask{i}", torch.from_numpy(mask))
+        self.direct = torch.nn.Linear(n_in, n_in, bias=False) if direct else None
+        if direct:
+            self.register_buffer("direct_mask", torch.from_numpy(direct_mask))
         self.to(device)
 
     def forward(self, x):
@@ -51,6 +56,8 @@ class TorchMADE(torch.nn.Module if torch else object):
             h = torch.nn.functional.linear(h, layer.weight * getattr(self, f"mask{i}"), layer.bias)
             if i < len(self.layers) - 1:
                 h = torch.relu(h)
+        if self.direct is not None:
+            h = h + torch.nn.functional.linear(x, self.direct.weight * self.direct_mask)
         return h
 
     def nll(self, x):

@@ -4,10 +4,16 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python}
 
+# RESUME=1 continues runs/ROW from its checkpoint (a run longer than one sitting) instead of
+# starting afresh.
 run_row() {
     local row=$1
     shift
-    "$PYTHON" train.py "$@" --out "runs/$row" --force
+    if [ "${RESUME:-0}" = 1 ]; then
+        "$PYTHON" train.py "$@" --out "runs/$row" --resume
+    else
+        "$PYTHON" train.py "$@" --out "runs/$row" --force
+    fi
     mkdir -p "results/$row"
     cp "runs/$row/metrics.json" "runs/$row/train.log" "runs/$row/learning_curve.png" "results/$row/"
 }

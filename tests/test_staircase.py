@@ -118,7 +118,7 @@ def test_gradients_are_buffers_valid_until_the_next_call():
 @pytest.mark.parametrize("rule", sorted(optim.OPTIMIZERS))
 def test_updating_only_the_regions_equals_updating_everything(rule, monkeypatch):
     monkeypatch.setattr(staircase, "LONG_ROWS", 1)  # blocks cut at their width, even on short rows
-    monkeypatch.setattr(optim, "THREADED_SIZE", 8)  # and split between threads
+    monkeypatch.setattr(optim, "BAND", 8)  # and cut into bands of a row or two
     models = [MADE(12, [30, 20], direct=True, cond_mask=True, dtype="float64", seed=17) for _ in range(2)]
     optimizers = [optim.make_optimizer(rule, model.params) for model in models]
     for step in range(5):
