@@ -107,9 +107,9 @@ def training_epoch(x, hidden, n_masks, gpu, repeat, optimizer="adagrad", batch_s
     n_batches, of that many minibatches, scaled to the epoch."""
     model = MADE(x.shape[1], hidden, n_masks=n_masks, direct=direct, seed=0, gpu=gpu)
     opt = optim.make_optimizer(optimizer, model.params)
-    order = backend.to_device(np.random.default_rng(0).permutation(x.shape[0]), gpu)
     subset = x if n_batches is None else x[:n_batches * batch_size]
-    return timed(lambda: optim.train_epoch(model, opt, subset, order[:subset.shape[0]], batch_size), gpu, repeat) \
+    order = backend.to_device(np.random.default_rng(0).permutation(subset.shape[0]), gpu)
+    return timed(lambda: optim.train_epoch(model, opt, subset, order, batch_size), gpu, repeat) \
         * x.shape[0] / subset.shape[0]
 
 

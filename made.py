@@ -418,11 +418,6 @@ class MADE:
         units in the order mask_spec draws their degrees (what files hold)."""
         return {name: self.to_natural(name, value) for name, value in self.params.items()}
 
-    def _conds(self):
-        """(weight name, its mask-conditioning U) for every masked weight that has one."""
-        return [(name, cond) for layer in self.layers for (name, _), cond in zip(layer.inputs, layer.conds)
-                if cond is not None]
-
     # -- masks ----------------------------------------------------------------------------------
 
     @property
@@ -557,8 +552,8 @@ class MADE:
     def sorted_network(self):
         """A staircase.Network for the current mask, its units sorted by their degrees under it.
         Under the fixed mask this is the model's own layout, over model.params themselves (kept
-        and reused); under any other mask, over sorted copies of the weights with what the mask
-        removes zeroed (made anew each call: it is only as fresh as the weights it copied).
+        and reused); under any other mask, over sorted copies of the weights (made anew each call:
+        it is only as fresh as the weights it copied).
         .degrees holds the sorted degrees of each source's units."""
         if self.fixed_mask and "fixed" in self._networks:
             return self._networks["fixed"]
@@ -575,13 +570,8 @@ class MADE:
             weights = self.params
         else:
             weights = {name: self._renumber(name, value, orders) for name, value in self.params.items()}
-            for name, product in products.items():
-                product.zero_removed(weights[name])
-            for name, cond in self._conds():
-                products[name].zero_removed(weights[cond])
         network = staircase.Network(self.layers, weights, products, self.activation,
-                                    self.unit_order[0][orders[0]], self.xp, self.dtype)
-        network.degrees = degrees
+                                    self.unit_order[0][orders[0]], self.xp, self.dtype, degrees)
         if self.fixed_mask:
             self._networks["fixed"] = network
         return network

@@ -145,13 +145,6 @@ class Staircase:
             return [(slice(live[0][0], self.n_out), slice(None))] if live else []
         return [(slice(r0, r1), slice(0, width)) for r0, r1, width in live]
 
-    def zero_removed(self, weight):
-        """Set the entries the mask removes to zero, in place (W ← W ⊙ M)."""
-        for r0, r1, start, width, edge in self.row_blocks:
-            weight[r0:r1, start:width] *= edge
-            weight[r0:r1, width:] = 0
-        return weight
-
     def multiply_adds(self, n):
         """Multiply-adds of one forward product for n examples (the same for each backward one)."""
         return n * sum((r1 - r0) * width for r0, r1, _, width, _ in self.row_blocks)
@@ -206,11 +199,12 @@ class Network:
 
     weights: name → array (the model's parameters themselves, or a sorted copy for evaluation);
     products: masked weight name → Staircase or DenseMask; input_order: x[:, input_order] is the
-    input in this layout (the logits come out in the same order).
+    input in this layout (the logits come out in the same order); degrees: the sorted degrees of
+    each source's units, when the layout is a mask's sorted one (the fast sampler reads them).
     """
 
-    def __init__(self, layers, weights, products, activation, input_order, xp, dtype):
-        self.layers, self.weights, self.products = layers, weights, products
+    def __init__(self, layers, weights, products, activation, input_order, xp, dtype, degrees=None):
+        self.layers, self.weights, self.products, self.degrees = layers, weights, products, degrees
         self.activate, self.activation_backward = ACTIVATIONS[activation]
         self.input_order = xp.asarray(input_order)
         self.xp, self.dtype = xp, dtype
@@ -234,9 +228,10 @@ class Network:
             if len(self._buffers) > 2:   # a caller cycling through batch sizes: keep memory bounded
                 self._buffers.clear()
             sizes = [self.layers[-1].size] + [layer.size for layer in self.layers[:-1]]  # [D, H_1, …]
+            two_inputs = len(self.layers[-1].inputs) > 1  # the direct connection's product needs a buffer
             self._buffers[n] = dict(sizes=sizes, activations=self._empty(n, sizes),  # [x, h_1, …, h_L]
                                     pre=self._empty(n, sizes[1:]), logits=self._empty(n, sizes[:1])[0],
-                                    extra=self._empty(n, sizes[:1])[0])
+                                    extra=self._empty(n, sizes[:1])[0] if two_inputs else None)
         buffers = self._buffers[n]
         if backward and "grad_h" not in buffers:
             sizes = buffers["sizes"]

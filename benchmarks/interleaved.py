@@ -89,6 +89,14 @@ def main(argv=None):
             return time.perf_counter() - started
         return run
 
+    evaluation = x[:10000]
+    evaluation_torch = x_torch[:10000]
+
+    def torch_evaluation():
+        with torch.no_grad():
+            for start in range(0, 10000, 1000):
+                theirs[True][0].nll(evaluation_torch[start:start + 1000])
+
     runs = {"this project, train.py's loop": wall(train_loop),
             "this project, plain loop": wall(plain_loop),
             "PyTorch AdaGrad": wall(lambda: torch_epoch(False)),
@@ -96,12 +104,17 @@ def main(argv=None):
             # the floors time their own products, leaving out the setting up of their arrays
             "dense GEMM floor": lambda: bench.gemm_floor(784, hidden, n_batches * 100, 100, False, repeat=1),
             "staircase floor": lambda: bench.staircase_floor(x, hidden, args.direct, n_batches, False, repeat=1)}
+    evaluations = {"this project": wall(lambda: ours.log_prob(evaluation, batch_size=1000)),
+                   "PyTorch (no_grad)": wall(torch_evaluation)}
+    rates = {name: [] for name in evaluations}
     times = {name: [] for name in runs}
     for function in runs.values():  # warm-up
         function()
     for _ in range(args.rounds):
         for name, function in runs.items():
             times[name].append(function() * scale)
+        for name, function in evaluations.items():
+            rates[name].append(10000 / function())
     name = f"784-{args.hidden}-784{' +direct' if args.direct else ''}"
     print(f"{args.rounds} interleaved rounds, {name}, {args.masks} mask(s), batch 100, {source}, "
           f"{n_batches} minibatches per timing scaled to an epoch, PyTorch {torch.__version__} "
@@ -111,6 +124,11 @@ def main(argv=None):
         ratios = [v / r for v, r in zip(values, reference)]
         print(f"  {name:<32} best {min(values):7.3f} s   median {statistics.median(values):7.3f} s   "
               f"× fused: median {statistics.median(ratios):.2f}   all {' '.join(f'{v:.2f}' for v in values)}")
+    print(f"  evaluation, batch 1000, one mask (examples/s; {ours.n_masks} mask(s) trained, mask 0 used):")
+    for name, values in rates.items():
+        ratios = [v / r for v, r in zip(values, rates["PyTorch (no_grad)"])]
+        print(f"  {name:<32} best {max(values):9,.0f}   median {statistics.median(values):9,.0f}   "
+              f"× PyTorch: median {statistics.median(ratios):.2f}")
     return 0
 
 
