@@ -648,6 +648,7 @@ class MADE:
             if progress is not None:
                 done += 1
                 progress(done, total)
+        network.drop_buffers()  # (memory: training's next step makes its own small ones again)
         return result
 
     def log_prob_observed(self, x, observed, seed=0, batch_size=1000):

@@ -64,11 +64,11 @@ class Optimizer:
         self.t += 1
 
     def scratch(self, like, index=0):
-        """A temporary shaped like `like`, from a buffer made once (as large as the largest parameter)."""
+        """A temporary shaped like `like`, from a buffer kept between steps (it grows to the
+        largest band asked for, so after the first step it is never made again)."""
         key = (index, like.dtype)
-        if key not in self._scratch:
-            largest = max(p.size for p in self.params.values())
-            self._scratch[key] = backend.module_of(like).empty(largest, dtype=like.dtype)
+        if key not in self._scratch or self._scratch[key].size < like.size:
+            self._scratch[key] = backend.module_of(like).empty(like.size, dtype=like.dtype)
         return self._scratch[key][:like.size].reshape(like.shape)
 
     def update(self, param, grad, *slots):

@@ -35,7 +35,7 @@ are valid until its next call.
 """
 import numpy as np
 
-from autograd import ACTIVATIONS, bernoulli_nll_and_backward, bernoulli_nll_per_variable
+from autograd import ACTIVATIONS, bernoulli_nll_and_backward, bernoulli_nll_into
 from backend import module_of
 
 ROWS_PER_BLOCK = 128   # a block smaller than this runs below the speed of a matrix product
@@ -237,8 +237,12 @@ class Network:
             sizes = buffers["sizes"]
             buffers.update(grad_h=[None] + self._empty(n, sizes[1:]),              # ∂L/∂h_l
                            grad_z=self._empty(n, sizes[1:] + sizes[:1]),           # ∂L/∂z_l, then ∂L/∂a
-                           scratch=self._empty(n, sizes[:1])[0])
+                           scratch=buffers.get("scratch", self._empty(n, sizes[:1])[0]))
         return buffers
+
+    def drop_buffers(self):
+        """Let the batch buffers go (an evaluation's large batches need not outlive it)."""
+        self._buffers.clear()
 
     def _empty(self, n, sizes):
         return [self.xp.empty((n, size), dtype=self.dtype) for size in sizes]
@@ -276,9 +280,13 @@ class Network:
 
     def log_prob(self, x, n_first=None):
         """log p(x) (N,) of a batch; with n_first, of its first n_first variables in this layout."""
-        logits = self.forward(x)[:, :n_first]
-        x_here = self._buffers_for(x.shape[0])["activations"][0][:, :n_first]
-        return -bernoulli_nll_per_variable(logits, x_here).sum(axis=1)
+        logits = self.forward(x)
+        buffers = self._buffers_for(x.shape[0])
+        if "scratch" not in buffers:
+            buffers["scratch"] = self.xp.empty_like(logits)
+        columns = slice(None, n_first)
+        return -bernoulli_nll_into(logits[:, columns], buffers["activations"][0][:, columns],
+                                   buffers["scratch"][:, columns])
 
     def loss_and_grads(self, x):
         """Mean NLL of a minibatch (0-d array) and Gradients keyed like the weights, in this layout:

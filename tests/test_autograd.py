@@ -99,3 +99,13 @@ def test_log_mean_exp_matches_a_float64_average_of_probabilities():
     values = np.random.default_rng(5).standard_normal((7, 4)) * 30 - 100
     direct = np.log(np.exp(values.astype(np.longdouble)).mean(axis=0))
     np.testing.assert_allclose(autograd.log_mean_exp(values, axis=0), direct.astype(np.float64), rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 50.0])
+def test_nll_into_a_buffer_equals_the_plain_one(scale):
+    rng = np.random.default_rng(8)
+    logits = rng.standard_normal((6, 9)) * scale
+    x = (rng.random((6, 9)) < 0.5).astype(np.float64)
+    scratch = np.empty_like(logits)
+    np.testing.assert_allclose(autograd.bernoulli_nll_into(logits, x, scratch), autograd.bernoulli_nll(logits, x),
+                               rtol=1e-13)
