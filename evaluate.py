@@ -4,6 +4,7 @@
     python evaluate.py RUN_DIR --dataset other.npz --split valid --test-masks 100
     python evaluate.py RUN_DIR --per-example scores.csv     # log p(x) of every example (outlier scores)
     python evaluate.py RUN_DIR --observe top                # log p(x_O) of the observed part alone
+    python evaluate.py RUN_DIR --observe top --complete     # log p(x_U | x_O): how well it completes
 
 log p(x) is exact under each mask; with --test-masks K it is the ensemble
 log (1/K) Σ_k p(x | mask k), computed one mask at a time. The standard error is over examples.
@@ -35,6 +36,9 @@ def build_parser():
     parser.add_argument("--observe", default=None,
                         help="score only the observed values, log p(x_O), under an ordering with them first: "
                              "top, bottom, left, right, random:F or FILE.npy (as in sample.py)")
+    parser.add_argument("--complete", action="store_true",
+                        help="with --observe, score the rest given the observed values, log p(x_U | x_O) "
+                             "(the completion log-likelihood), instead of log p(x_O)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0,
                         help="seed of --observe random:F and its orderings (default: 0)")
     parser.add_argument("--batch-size", type=cli.positive_int, default=1000, help="examples per batch (default: %(default)s)")
@@ -50,6 +54,8 @@ def main(argv=None):
 
 def report(args):
     """Print the NLL ± standard error (or log p(x_O)); write the per-example scores when asked."""
+    if args.complete and not args.observe:
+        raise data.DataError("--complete scores the unobserved values given the observed ones: it needs --observe")
     if args.per_example:
         cli.check_output(args.per_example, "--per-example")
     model, splits, settings = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir)
@@ -59,8 +65,10 @@ def report(args):
         if trained_on_one_ordering(model):
             print("evaluate.py: warning: the model was trained on one ordering; log p(x_O) under an "
                   "ordering with the observed values first is outside what it learned", file=sys.stderr)
-        log_p = model.log_prob_observed(x, observed, seed=args.seed, batch_size=args.batch_size)
-        what = f"log p(x_O) with --observe {args.observe} ({int(observed.sum(1).mean())} observed values on average)"
+        score = model.log_prob_unobserved if args.complete else model.log_prob_observed
+        log_p = score(x, observed, seed=args.seed, batch_size=args.batch_size)
+        what = (f"{'log p(x_U | x_O)' if args.complete else 'log p(x_O)'} with --observe {args.observe} "
+                f"({int(observed.sum(1).mean())} observed values on average)")
         nll = -backend.to_host(log_p).astype(np.float64)
     else:
         masks = args.test_masks or tested_with(settings, model)

@@ -656,6 +656,17 @@ class MADE:
         observed variables first (their conditionals then involve nothing unobserved), summed over
         their positions. observed: (N, D) or (D,) booleans. One ordering per distinct pattern,
         drawn from `seed`; the current mask is restored afterwards."""
+        return self._log_prob_in_two_parts(x, observed, seed, batch_size, first_part=True)
+
+    def log_prob_unobserved(self, x, observed, seed=0, batch_size=1000):
+        """log p(x_U | x_O), (N,): how well the model completes the unobserved values from the
+        observed ones. Under the same orderings as log_prob_observed, the sum of the conditionals
+        at the positions after the observed ones; log p(x_O) + log p(x_U | x_O) = log p(x) under
+        that ordering."""
+        return self._log_prob_in_two_parts(x, observed, seed, batch_size, first_part=False)
+
+    def _log_prob_in_two_parts(self, x, observed, seed, batch_size, first_part):
+        """The conditionals of the observed-first positions (first_part) or of the rest, summed."""
         x = self._as_input(x)
         observed = np.broadcast_to(np.asarray(backend.to_host(observed), dtype=bool), x.shape)
         result = self.xp.zeros(x.shape[0], dtype=self.dtype)
@@ -664,9 +675,11 @@ class MADE:
                 rng = backend.random_generator(seed, "pattern_orderings", group)
                 self.use_ordering(observed_first_ordering(pattern, rng), seed)
                 network, rows = self.sorted_network(), self.xp.asarray(rows)
+                n_observed = int(pattern.sum())  # the observed come first in the sorted layout
+                columns = slice(None, n_observed) if first_part else slice(n_observed, None)
                 for start in range(0, len(rows), batch_size):
                     chunk = rows[start:start + batch_size]
-                    result[chunk] = network.log_prob(x[chunk], n_first=int(pattern.sum()))  # the observed come first
+                    result[chunk] = network.log_prob(x[chunk], columns)
         return result
 
     # -- saving and loading -------------------------------------------------------------------

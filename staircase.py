@@ -151,7 +151,8 @@ class Staircase:
 
 
 class DenseMask:
-    """A masked weight multiplied in full: W ⊙ M recomputed into a buffer at every prepare."""
+    """A masked weight multiplied in full: W ⊙ M recomputed into a buffer at every prepare. The
+    methods are Staircase's, computed the dense way (made.py's reference, with buffers)."""
 
     needs_buffer = True
 
@@ -275,16 +276,17 @@ class Network:
         return buffers["logits"]
 
     def prepare(self):
+        """name → the array each product multiplies by (once per step, shared by its products)."""
         return {name: product.prepare(self.weights[name], self.masked.get(name))
                 for name, product in self.products.items()}
 
-    def log_prob(self, x, n_first=None):
-        """log p(x) (N,) of a batch; with n_first, of its first n_first variables in this layout."""
+    def log_prob(self, x, columns=slice(None)):
+        """log p(x) (N,) of a batch: the sum of log p(x_d | x_<d) over the given columns of this
+        layout (all of them by default; in a mask's sorted layout a slice is a range of positions)."""
         logits = self.forward(x)
         buffers = self._buffers_for(x.shape[0])
         if "scratch" not in buffers:
             buffers["scratch"] = self.xp.empty_like(logits)
-        columns = slice(None, n_first)
         return -bernoulli_nll_into(logits[:, columns], buffers["activations"][0][:, columns],
                                    buffers["scratch"][:, columns])
 

@@ -227,6 +227,11 @@ def test_evaluate_cli_reports_nll_and_per_example_scores(small_run, tmp_path, ca
     assert rows[0] == "index,log_prob" and len(rows) == 51
     assert evaluate.main([small_run, "--observe", "random:0.5"]) == 0
     assert evaluate.main([small_run, "--observe", "left"]) == 0
+    capsys.readouterr()
+    assert evaluate.main([small_run, "--observe", "top", "--complete"]) == 0
+    assert "log p(x_U | x_O) with --observe top" in capsys.readouterr().out
+    assert evaluate.main([small_run, "--complete"]) == 2
+    assert "needs --observe" in capsys.readouterr().err
 
 
 def test_evaluate_refuses_data_of_another_width(small_run, tmp_path, capsys):

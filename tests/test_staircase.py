@@ -5,10 +5,11 @@ buffers they reuse and the optimizers' regions must give the reference's numbers
 import numpy as np
 import pytest
 
+import backend
 import optim
 import staircase
 from conftest import random_binary
-from made import MADE
+from made import MADE, group_by_pattern, observed_first_ordering
 
 OPTIONS = [dict(hidden_sizes=[13]), dict(hidden_sizes=[13], direct=True), dict(hidden_sizes=[13, 11], cond_mask=True),
            dict(hidden_sizes=[13, 11, 9], direct=True, cond_mask=True), dict(hidden_sizes=[], direct=True),
@@ -65,21 +66,21 @@ def test_logits_log_prob_and_ensembles_equal_the_reference(options, cycle):
     np.testing.assert_allclose(model.log_prob(x, n_masks=3, batch_size=10), expected, rtol=1e-10)
 
 
-def test_log_prob_observed_equals_the_reference():
+def test_log_prob_of_observed_and_unobserved_parts_equal_the_reference():
     model = randomised(MADE(8, [12, 10], direct=True, cond_mask=True, n_masks=4, dtype="float64", seed=6), seed=7)
     x = random_binary((9, 8), seed=8)
     observed = np.random.default_rng(9).random((9, 8)) < 0.5
-    fast = model.log_prob_observed(x, observed, seed=3)
-    expected = np.empty(9)
-    from made import group_by_pattern, observed_first_ordering
-    import backend
+    expected_observed, expected_whole = np.empty(9), np.empty(9)
     with model.keeping_mask():
         for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
             model.use_ordering(observed_first_ordering(pattern, backend.random_generator(3, "pattern_orderings", group)), 3)
             logits = model.reference_forward(x[rows])
             terms = np.logaddexp(0, logits) - x[rows] * logits
-            expected[rows] = -terms[:, pattern].sum(axis=1)
-    np.testing.assert_allclose(fast, expected, rtol=1e-10)
+            expected_observed[rows] = -terms[:, pattern].sum(axis=1)
+            expected_whole[rows] = -terms.sum(axis=1)
+    np.testing.assert_allclose(model.log_prob_observed(x, observed, seed=3), expected_observed, rtol=1e-10)
+    np.testing.assert_allclose(model.log_prob_unobserved(x, observed, seed=3), expected_whole - expected_observed,
+                               rtol=1e-10, atol=1e-12)
 
 
 def test_float32_fast_path_agrees_with_the_reference_on_an_mnist_sized_model():
