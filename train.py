@@ -11,6 +11,7 @@ The run folder (--out, see runs.py) holds model.npz (the best model), checkpoint
 state, for --resume), metrics.json, train.log and learning_curve.png.
 """
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -221,6 +222,9 @@ def valid_setting(action, value):
 
 def train(args):
     """The whole run, in the run folder it holds locked; returns the metrics (also in metrics.json)."""
+    if importlib.util.find_spec("matplotlib") is None:  # it draws the learning curve, hours from now
+        raise runs.RunError("cannot train: matplotlib is not installed (it draws learning_curve.png at the "
+                            "end of the run): pip install -r requirements.txt")
     with runs.open_for_training(args.out, args.resume, args.force) as folder:
         checkpoint = runs.load_checkpoint(folder.file("checkpoint.npz"), args.gpu) if args.resume else None
         if checkpoint is not None:

@@ -91,6 +91,17 @@ def test_resuming_a_finished_run_changes_nothing(tiny, tmp_path, capsys):
     assert snapshot(out) == before
 
 
+def test_a_missing_matplotlib_is_refused_before_training(tiny, tmp_path, monkeypatch, capsys):
+    """The learning curve is drawn at the very end: hours of training must not end in an ImportError."""
+    import importlib.util
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "matplotlib" else find_spec(name, *rest))
+    out = tmp_path / "run"
+    assert train.main(["--dataset", tiny, "--hidden", "8", "--epochs", "2", "--out", str(out)]) == 2
+    one_line(capsys.readouterr().err, "matplotlib is not installed", "requirements.txt")
+    assert not out.exists()
+
+
 def test_resume_may_raise_the_cap_but_not_change_the_run(tiny, tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main(["--dataset", tiny, "--hidden", "8", "--epochs", "2", "--patience", "50", "--out", str(out)]) == 0
