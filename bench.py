@@ -189,8 +189,8 @@ def run(quick, gpu):
         for n_masks, label in ((1, "1 mask"), (32, "32 masks, resampled every minibatch")):
             seconds = training_epoch(x, hidden, n_masks, gpu, repeat)
             add(f"train {name}, batch 100, {label}", seconds, "s/epoch", floor)
-            add(f"  = examples/s", n_train / seconds, "ex/s")
-            add(f"  the plain loop (loss_and_grads, step)", plain_loop_epoch(x, hidden, n_masks, gpu, repeat),
+            add("  = examples/s", n_train / seconds, "ex/s")
+            add("  the plain loop (loss_and_grads, step)", plain_loop_epoch(x, hidden, n_masks, gpu, repeat),
                 "s/epoch", floor)
     if not quick:
         wide, batches = [8000], 40  # an epoch estimated from 40 minibatches
@@ -202,7 +202,7 @@ def run(quick, gpu):
         for n_masks, label in ((1, "1 mask"), (32, "32 masks")):
             add(f"train {n_in}-8000-{n_in} +direct, {label} (from {batches} minibatches)",
                 training_epoch(x, wide, n_masks, gpu, repeat, direct=True, n_batches=batches), "s/epoch", floor)
-            add(f"  the plain loop (loss_and_grads, step)",
+            add("  the plain loop (loss_and_grads, step)",
                 plain_loop_epoch(x, wide, n_masks, gpu, repeat, direct=True, n_batches=batches), "s/epoch", floor)
     for n_masks in (1, 32):
         add(f"evaluate {n_in}-{one[0]}-{n_in}, batch 1000, {n_masks}-mask ensemble",

@@ -32,6 +32,8 @@ each hidden layer's units by increasing degree under mask 0 (unit_orders). Under
 is then a staircase, which staircase.py turns into a few dense blocks. Column j of model.params
 ["W0"] is therefore input model.unit_order[0][j] of the data; the model permutes x on the way in
 and the logits on the way out, and saves its weights numbered as the data is (natural_params).
+Under that mask the fast path sets the removed weights inside its blocks to zero in model.params
+itself (they can never matter; see staircase.py).
 
 Masks: the model has a cycle of n_masks masks (n_masks=0: an endless sequence, a fresh mask for
 every minibatch). Mask k is a pure function of (seed, k), so any mask can be recreated exactly.

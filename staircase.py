@@ -65,7 +65,7 @@ class Staircase:
         prefix = np.asarray(prefix, dtype=np.int64)
         if np.any(np.diff(prefix) < 0) or prefix.min(initial=0) < 0 or prefix.max(initial=0) > n_in:
             raise ValueError("a staircase needs nondecreasing prefixes within the columns")
-        self.prefix, self.n_out, self.n_in = prefix, len(prefix), n_in
+        self.n_out, self.n_in = len(prefix), n_in
         edges = block_edges(self.n_out)
         # row blocks: (r0, r1, start, width, edge mask (r1 − r0, width − start) of the staircase's edge)
         self.row_blocks = []
@@ -216,8 +216,12 @@ class Network:
     def use(self, products, input_order):
         """Change the mask: new products (and input order) over the same weights and buffers."""
         self.products, self.input_order = products, self.xp.asarray(input_order)
+        self.regions = {}  # what each gradient can reach: the products' regions (a U shares its W's)
         for layer in self.layers:
             for (name, _), cond in zip(layer.inputs, layer.conds):
+                self.regions[name] = products[name].regions()
+                if cond is not None:
+                    self.regions[cond] = self.regions[name]
                 for weight in (name, cond):
                     if weight is not None and products[name].needs_buffer and weight not in self.masked:
                         self.masked[weight] = self.xp.empty_like(self.weights[weight])
@@ -232,13 +236,13 @@ class Network:
             two_inputs = len(self.layers[-1].inputs) > 1  # the direct connection's product needs a buffer
             self._buffers[n] = dict(sizes=sizes, activations=self._empty(n, sizes),  # [x, h_1, …, h_L]
                                     pre=self._empty(n, sizes[1:]), logits=self._empty(n, sizes[:1])[0],
-                                    extra=self._empty(n, sizes[:1])[0] if two_inputs else None)
+                                    extra=self._empty(n, sizes[:1])[0] if two_inputs else None,
+                                    scratch=self._empty(n, sizes[:1])[0])            # the loss's terms
         buffers = self._buffers[n]
         if backward and "grad_h" not in buffers:
             sizes = buffers["sizes"]
             buffers.update(grad_h=[None] + self._empty(n, sizes[1:]),              # ∂L/∂h_l
-                           grad_z=self._empty(n, sizes[1:] + sizes[:1]),           # ∂L/∂z_l, then ∂L/∂a
-                           scratch=buffers.get("scratch", self._empty(n, sizes[:1])[0]))
+                           grad_z=self._empty(n, sizes[1:] + sizes[:1]))           # ∂L/∂z_l, then ∂L/∂a
         return buffers
 
     def drop_buffers(self):
@@ -285,8 +289,6 @@ class Network:
         layout (all of them by default; in a mask's sorted layout a slice is a range of positions)."""
         logits = self.forward(x)
         buffers = self._buffers_for(x.shape[0])
-        if "scratch" not in buffers:
-            buffers["scratch"] = self.xp.empty_like(logits)
         return -bernoulli_nll_into(logits[:, columns], buffers["activations"][0][:, columns],
                                    buffers["scratch"][:, columns])
 
@@ -318,10 +320,4 @@ class Network:
         """The gradient buffers (zero where never written), with the products' regions."""
         if self._grads is None:
             self._grads = {name: self.xp.zeros_like(value) for name, value in self.weights.items()}
-        regions = {}
-        for layer in self.layers:
-            for (name, _), cond in zip(layer.inputs, layer.conds):
-                regions[name] = self.products[name].regions()
-                if cond is not None:
-                    regions[cond] = regions[name]
-        return Gradients(self._grads, regions)
+        return Gradients(self._grads, self.regions)
