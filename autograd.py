@@ -147,19 +147,47 @@ def bernoulli_nll(logits, x):
 
 
 def bernoulli_nll_into(logits, x, scratch):
-    """bernoulli_nll with its terms in a buffer, for evaluation: max(a, 0) − x a + log(1 + e^{−|a|})
-    summed per example. scratch: an array of logits' shape. (log(1 + e) for log1p(e), as in
-    bernoulli_nll_and_backward: an absolute error of one rounding, several times faster.)"""
-    xp = module_of(logits)
-    terms = xp.maximum(logits, 0, out=scratch)
-    nll = terms.sum(axis=1)
-    nll -= xp.multiply(x, logits, out=terms).sum(axis=1)
-    xp.abs(logits, out=terms)
-    xp.negative(terms, out=terms)
-    xp.exp(terms, out=terms)
-    terms += 1
-    nll += xp.log(terms, out=terms).sum(axis=1)
+    """bernoulli_nll with its terms in a buffer, for evaluation.  scratch: an array of logits' shape.
+    The same sum, arranged for speed: see _nll_without_logs and sum_log."""
+    nll, e = _nll_without_logs(logits, x, scratch)
+    e += 1
+    nll += sum_log(e)
     return nll
+
+
+def _nll_without_logs(logits, x, out):
+    """softplus(a) − x a = max(a, 0) − x a + log(1 + e) with e = e^{−|a|}: the first two terms summed
+    per example (N,), as Σ_d max(a, 0) = Σ_d (|a| + a) / 2 (sums run faster than a max on random
+    signs), and e (N, D), written into `out`, whose log(1 + e) remain to be added."""
+    xp = module_of(logits)
+    e = xp.abs(logits, out=out)
+    nll = e.sum(axis=1)
+    nll += logits.sum(axis=1)
+    nll /= 2
+    nll -= xp.einsum("nd,nd->n", x, logits)
+    xp.negative(e, out=e)
+    return nll, xp.exp(e, out=e)
+
+
+def sum_log(values, folds=6):
+    """Σ_d log v_d of each row (N,) for values v in [1, 2] (N, D), overwriting them.
+
+    The logarithm is the dearest step of the NLL (in float32 it costs as much as ten additions),
+    so take fewer of them: Σ log v = log Π v. The row is folded onto itself `folds` times, each
+    column of its first half multiplied by one of its second half; a column then holds the product
+    of at most 2^folds values in [1, 2], at most 2^64, far inside float32's range. The products
+    add a rounding of at most 2^folds ε each, so the sum moves by about D ε (5e-5 nats for a
+    784-pixel image in float32), and D / 2^folds logarithms are left to take.
+    """
+    xp = module_of(values)
+    width = values.shape[1]
+    for _ in range(folds):
+        half = width // 2
+        if half == 0:
+            break
+        xp.multiply(values[:, :half], values[:, width - half:width], out=values[:, :half])
+        width -= half  # an odd row keeps its middle column for the next fold
+    return xp.log(values[:, :width], out=values[:, :width]).sum(axis=1)
 
 
 def bernoulli_nll_backward(logits, x):
@@ -168,20 +196,24 @@ def bernoulli_nll_backward(logits, x):
 
 
 def bernoulli_nll_and_backward(logits, x, grad=None, scratch=None):
-    """Both of the above at once, as the training step needs them: the gradient
-    σ(a) − x = e^{min(a, 0)} / (1 + e) − x with e = exp(−|a|), then the NLL by bernoulli_nll_into.
+    """Both of the above at once, as the training step needs them, from one e = e^{−|a|}:
+        q = σ(−|a|) = e / (1 + e),   σ(a) = step(a) − sign(a) q   (step: 1, ½ at 0, 0 below),
+    so σ(a) − x = step(a) − x − sign(a) q, with no second exp. The small results (σ(a) for a ≪ 0,
+    σ(a) − 1 for a ≫ 0) come from q alone, so they keep their relative precision.
     (N, D), (N, D) → per-example NLL (N,), gradient (N, D). grad and scratch, when given, are
     (N, D) buffers used instead of new arrays; the gradient is written into grad."""
     xp = module_of(logits)
-    one_plus_e = xp.abs(logits, out=scratch)
-    xp.negative(one_plus_e, out=one_plus_e)
-    xp.exp(one_plus_e, out=one_plus_e)
-    one_plus_e += 1
-    grad = xp.minimum(logits, 0, out=grad)
-    xp.exp(grad, out=grad)
-    grad /= one_plus_e
-    grad -= x
-    return bernoulli_nll_into(logits, x, one_plus_e), grad
+    nll, e = _nll_without_logs(logits, x, grad)
+    one_plus_e = xp.add(e, 1, out=scratch)
+    q = xp.divide(e, one_plus_e, out=e)
+    nll += sum_log(one_plus_e)
+    sign = xp.sign(logits, out=one_plus_e)
+    q *= sign
+    step = sign
+    step += 1
+    step /= 2
+    step -= x
+    return nll, xp.subtract(step, q, out=q)
 
 
 def log_mean_exp(values, axis):

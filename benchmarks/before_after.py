@@ -71,10 +71,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Alternate an earlier checkout and this one on the same work.")
     parser.add_argument("before", help="a checkout of the earlier code (git worktree add DIR COMMIT)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every case (default: %(default)s)")
+    parser.add_argument("--hidden", type=int, default=None, help="only the cases of this hidden size (500 or 8000)")
     args = parser.parse_args(argv)
+    cases = [case for case in CASES if args.hidden in (None, case[1])]
     results = {}
     for _ in range(args.rounds):
-        for case in CASES:
+        for case in cases:
             for label, path in (("before", args.before), ("after", ROOT)):
                 command = [sys.executable, "-c", MEASURE, path] + [str(value) for value in case[:4]]
                 output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
