@@ -1,0 +1,98 @@
+"""Completions of test digits from their top halves: order-agnostic MADEs side by side, with the
+completion log-likelihood as a number beside the picture.
+
+    python experiments/completions.py runs/mnist_8000_32masks runs/mnist_500_32masks_direct_adam \
+        --out results/mnist_8000_32masks/completions_top.png
+
+For every run, over the whole test set: log p(x_U | x_O), the unobserved bottom half given the
+observed top half, under an ordering that puts the top half first (MADE.log_prob_unobserved; the
+same ordering and connectivity seed for every run), and under an ensemble of --orderings such
+orderings. Such orderings were never trained on (no mask of a training cycle puts a whole image
+half first), so this measures how well a model generalises over orderings, which is what
+completion asks of it. Each mean ± standard error, and the paired
+difference to the first run, example by example (as in paired.py: a digit that is hard to
+complete is hard for every model, so the difference is known far better than either mean), go to
+OUT.json. The picture OUT: one test digit per row, the original, its top half (the rest gray),
+then --completions completions from each run in turn, in the order given.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import backend  # noqa: E402
+import data  # noqa: E402
+import files  # noqa: E402
+import runs  # noqa: E402
+from ancestral import complete  # noqa: E402
+from sample import image_side, save_grid  # noqa: E402
+
+
+def completion_nll(model, x, observed, seeds):
+    """−log p(x_U | x_O) of every example, float64 (N,), under the ensemble of the observed-first
+    orderings drawn from `seeds`: −log (1/K) Σ_k p_k(x_U | x_O). Each p_k is a distribution over
+    x_U, so their average is one too (the paper's ensembles, section 4.3, for a conditional)."""
+    x = backend.to_device(x, False, model.dtype)
+    log_p = np.stack([backend.to_host(model.log_prob_unobserved(x, observed, seed=seed)).astype(np.float64)
+                      for seed in seeds])
+    return -(np.logaddexp.reduce(log_p, axis=0) - np.log(len(seeds)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Completions from the top half: runs side by side, with log p(x_U | x_O).")
+    parser.add_argument("run_dirs", nargs="+", help="run folders of order-agnostic models on the same data set")
+    parser.add_argument("--out", required=True, help="the PNG to write; the numbers go beside it as .json")
+    parser.add_argument("--observe", default="top", help="what is observed (as in sample.py; default: %(default)s)")
+    parser.add_argument("--examples", type=int, default=10, help="test digits in the picture (default: %(default)s)")
+    parser.add_argument("--completions", type=int, default=4, help="completions per digit and run (default: %(default)s)")
+    parser.add_argument("--orderings", type=int, default=8,
+                        help="observed-first orderings in the ensemble, seeds SEED … SEED+K−1 (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the orderings, digits and samples (default: 0)")
+    args = parser.parse_args(argv)
+
+    loaded = [runs.load_run(run_dir, False) for run_dir in args.run_dirs]
+    test = loaded[0][1]["test"]
+    if any(splits["test"].shape != test.shape or not np.array_equal(splits["test"], test) for _, splits, _ in loaded):
+        sys.exit("completions.py: the runs were trained on different data sets")
+    observed = data.observed_mask(args.observe, test.shape, backend.random_generator(args.seed, "observed"))
+    rows = np.sort(backend.random_generator(args.seed, "examples").permutation(len(test))[: args.examples])
+
+    results, tiles = [], [test[rows][:, None], np.where(observed[rows], test[rows], 0.5)[:, None]]
+    first = None  # the first run's scores, which the others are compared with
+    for run_dir, (model, _, settings) in zip(args.run_dirs, loaded):
+        metrics_path = os.path.join(run_dir, "metrics.json")
+        epochs = json.load(open(metrics_path)).get("epochs_run") if os.path.exists(metrics_path) else None
+        entry = {"run": run_dir, "hidden_sizes": list(model.config.hidden_sizes), "masks": model.n_masks,
+                 "epochs_run": epochs}
+        scores = {"one_ordering": completion_nll(model, test, observed, [args.seed]),
+                  f"{args.orderings}_orderings": completion_nll(model, test, observed,
+                                                                range(args.seed, args.seed + args.orderings))}
+        first = first or scores
+        for name, nll in scores.items():
+            difference = nll - first[name]
+            entry[name] = {"completion_nll": nll.mean(), "stderr": runs.standard_error(nll),
+                           "minus_first_run": difference.mean(), "minus_first_run_stderr": runs.standard_error(difference)}
+            print(f"{run_dir}, {name.replace('_', ' ')}: −log p(x_U | x_O) = {nll.mean():.2f} ± "
+                  f"{runs.standard_error(nll):.2f} nats" + ("" if scores is first else
+                  f"; {difference.mean():+.2f} ± {runs.standard_error(difference):.2f} against the first run"))
+        results.append(entry)
+        tiles.append(complete(model, test[rows], observed[rows], n=args.completions, seed=args.seed))
+
+    side = image_side(test.shape[1])
+    save_grid(args.out, np.concatenate(tiles, axis=1), side)
+    summary = {"observe": args.observe, "test_examples": len(test), "orderings": args.orderings,
+               "observed_values_per_example": float(observed.sum(1).mean()), "seed": args.seed,
+               "picture": "each row: original, observed part (rest gray), then "
+                          f"{args.completions} completions from each run in the order of runs",
+               "runs": results}
+    files.write_json(os.path.splitext(args.out)[0] + ".json", summary)
+    print(f"wrote {args.out} and {os.path.splitext(args.out)[0]}.json")
+
+
+if __name__ == "__main__":
+    main()
