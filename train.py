@@ -333,8 +333,8 @@ def run_epochs(args, model, optimizer, state, train_x, valid_x, folder, stop):
 
 def interrupted_message(args, state, checkpoint_path):
     if state.epoch == 0:
-        return (f"interrupted during epoch 1, before any epoch was saved: nothing to resume; "
-                f"run the same command again to start over")
+        return ("interrupted during epoch 1, before any epoch was saved: nothing to resume; "
+                "run the same command again to start over")
     return (f"interrupted during epoch {state.epoch + 1}; {checkpoint_path} holds epoch {state.epoch}: "
             f"continue with --resume --out {args.out}")
 
