@@ -66,7 +66,10 @@ def main(argv=None):
     first = None  # the first run's scores, which the others are compared with
     for run_dir, (model, _, settings) in zip(args.run_dirs, loaded):
         metrics_path = os.path.join(run_dir, "metrics.json")
-        epochs = json.load(open(metrics_path)).get("epochs_run") if os.path.exists(metrics_path) else None
+        epochs = None  # (an unfinished run has no metrics.json yet)
+        if os.path.exists(metrics_path):
+            with open(metrics_path) as file:
+                epochs = json.load(file).get("epochs_run")
         entry = {"run": run_dir, "hidden_sizes": list(model.config.hidden_sizes), "masks": model.n_masks,
                  "epochs_run": epochs}
         scores = {"one_ordering": completion_nll(model, test, observed, [args.seed]),

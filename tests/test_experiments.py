@@ -1,6 +1,8 @@
 """The experiment scripts' own logic: every point of every search grid is a distinct train.py
-command that train.py accepts, and the README table's rows have scripts behind them."""
+command that train.py accepts, the README table's rows have scripts behind them, and the
+completion comparison scores each run as MADE.log_prob_unobserved does."""
 import importlib.util
+import json
 import os
 
 import train
@@ -28,3 +30,37 @@ def test_every_table_row_has_its_script():
     table = load("table")
     for row in table.ROWS:
         assert os.path.exists(os.path.join(ROOT, "experiments", row + ".sh")), row
+
+
+def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
+    import numpy as np
+    import backend
+    import data
+    from runs import load_run
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "squares.npz")
+    np.savez(path, **{f"{split}_data": (rng.random((n, 16)) < 0.3).astype(np.float32)
+                      for split, n in (("train", 200), ("valid", 40), ("test", 30))})
+    runs = []
+    for hidden in (8, 20):
+        runs.append(str(tmp_path / f"run{hidden}"))
+        assert train.main(["--dataset", path, "--hidden", str(hidden), "--masks", "4", "--epochs", "2",
+                           "--out", runs[-1]]) == 0
+    out = str(tmp_path / "completions_top.png")
+    load("completions").main(runs + ["--out", out, "--examples", "3", "--completions", "2", "--orderings", "3"])
+    with open(out[:-4] + ".json") as file:
+        summary = json.load(file)
+    assert os.path.exists(out) and summary["test_examples"] == 30 and summary["observed_values_per_example"] == 8
+    first, second = summary["runs"]
+    assert first["one_ordering"]["minus_first_run"] == 0 and first["epochs_run"] == 2
+    # the second run's numbers, computed here directly: one ordering (seed 0), and the average in
+    # probability over the orderings of seeds 0, 1, 2
+    model, splits, _ = load_run(runs[1], False)
+    test = backend.to_device(splits["test"], False, model.dtype)
+    observed = data.observed_mask("top", test.shape, backend.random_generator(0, "observed"))
+    log_p = np.stack([model.log_prob_unobserved(test, observed, seed=seed).astype(np.float64) for seed in range(3)])
+    assert np.isclose(second["one_ordering"]["completion_nll"], -log_p[0].mean())
+    ensemble = -(np.logaddexp.reduce(log_p, axis=0) - np.log(3))
+    assert np.isclose(second["3_orderings"]["completion_nll"], ensemble.mean())
+    assert np.isclose(second["3_orderings"]["minus_first_run"],
+                      second["3_orderings"]["completion_nll"] - first["3_orderings"]["completion_nll"])
