@@ -26,10 +26,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import backend  # noqa: E402
+import cli  # noqa: E402
 import data  # noqa: E402
 import files  # noqa: E402
 import runs  # noqa: E402
 from ancestral import complete  # noqa: E402
+from autograd import log_mean_exp  # noqa: E402
 from sample import image_side, save_grid  # noqa: E402
 
 
@@ -40,7 +42,7 @@ def completion_nll(model, x, observed, seeds):
     x = backend.to_device(x, False, model.dtype)
     log_p = np.stack([backend.to_host(model.log_prob_unobserved(x, observed, seed=seed)).astype(np.float64)
                       for seed in seeds])
-    return -(np.logaddexp.reduce(log_p, axis=0) - np.log(len(seeds)))
+    return -log_mean_exp(log_p, axis=0)
 
 
 def main(argv=None):
@@ -48,11 +50,11 @@ def main(argv=None):
     parser.add_argument("run_dirs", nargs="+", help="run folders of order-agnostic models on the same data set")
     parser.add_argument("--out", required=True, help="the PNG to write; the numbers go beside it as .json")
     parser.add_argument("--observe", default="top", help="what is observed (as in sample.py; default: %(default)s)")
-    parser.add_argument("--examples", type=int, default=10, help="test digits in the picture (default: %(default)s)")
-    parser.add_argument("--completions", type=int, default=4, help="completions per digit and run (default: %(default)s)")
-    parser.add_argument("--orderings", type=int, default=8,
+    parser.add_argument("--examples", type=cli.positive_int, default=10, help="test digits in the picture (default: %(default)s)")
+    parser.add_argument("--completions", type=cli.positive_int, default=4, help="completions per digit and run (default: %(default)s)")
+    parser.add_argument("--orderings", type=cli.positive_int, default=8,
                         help="observed-first orderings in the ensemble, seeds SEED … SEED+K−1 (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the orderings, digits and samples (default: 0)")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the orderings, digits and samples (default: 0)")
     args = parser.parse_args(argv)
 
     loaded = [runs.load_run(run_dir, False) for run_dir in args.run_dirs]
@@ -64,7 +66,7 @@ def main(argv=None):
 
     results, tiles = [], [test[rows][:, None], np.where(observed[rows], test[rows], 0.5)[:, None]]
     first = None  # the first run's scores, which the others are compared with
-    for run_dir, (model, _, settings) in zip(args.run_dirs, loaded):
+    for run_dir, (model, _, _) in zip(args.run_dirs, loaded):
         metrics_path = os.path.join(run_dir, "metrics.json")
         epochs = None  # (an unfinished run has no metrics.json yet)
         if os.path.exists(metrics_path):
@@ -75,14 +77,16 @@ def main(argv=None):
         scores = {"one_ordering": completion_nll(model, test, observed, [args.seed]),
                   f"{args.orderings}_orderings": completion_nll(model, test, observed,
                                                                 range(args.seed, args.seed + args.orderings))}
-        first = first or scores
+        if first is None:
+            first = scores
         for name, nll in scores.items():
             difference = nll - first[name]
-            entry[name] = {"completion_nll": nll.mean(), "stderr": runs.standard_error(nll),
-                           "minus_first_run": difference.mean(), "minus_first_run_stderr": runs.standard_error(difference)}
-            print(f"{run_dir}, {name.replace('_', ' ')}: −log p(x_U | x_O) = {nll.mean():.2f} ± "
-                  f"{runs.standard_error(nll):.2f} nats" + ("" if scores is first else
-                  f"; {difference.mean():+.2f} ± {runs.standard_error(difference):.2f} against the first run"))
+            score = entry[name] = {"completion_nll": nll.mean(), "stderr": runs.standard_error(nll),
+                                   "minus_first_run": difference.mean(),
+                                   "minus_first_run_stderr": runs.standard_error(difference)}
+            print(f"{run_dir}, {name.replace('_', ' ')}: −log p(x_U | x_O) = {score['completion_nll']:.2f} ± "
+                  f"{score['stderr']:.2f} nats" + ("" if scores is first else
+                  f"; {score['minus_first_run']:+.2f} ± {score['minus_first_run_stderr']:.2f} against the first run"))
         results.append(entry)
         tiles.append(complete(model, test[rows], observed[rows], n=args.completions, seed=args.seed))
 
