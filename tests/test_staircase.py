@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import backend
+import made
 import optim
 import staircase
 from conftest import random_binary
@@ -114,6 +115,24 @@ def test_gradients_are_buffers_valid_until_the_next_call():
     _, second = model.loss_and_grads(random_binary((5, 6), seed=16))
     assert all(second[name] is first[name] for name in first)  # the same arrays, refilled
     assert any(not np.array_equal(second[name], kept[name]) for name in kept)
+
+
+def test_a_cycle_kept_as_boolean_masks_trains_as_one_kept_in_floats(monkeypatch):
+    """Where only booleans let a cycle's masks fit the cache, they are kept as booleans; every
+    product, and so every loss and gradient, stays the same to the bit."""
+    options = dict(hidden_sizes=[30], direct=True, cond_mask=True, n_masks=3, seed=18)
+    in_floats = MADE(12, **options)
+    elements = 3 * (30 * 12 + 12 * 30 + 12 * 12)
+    monkeypatch.setattr(made, "MASK_CACHE_BYTES", 2 * elements)  # room for booleans, not for float32
+    compact = MADE(12, **options)
+    assert in_floats.mask_dtype == "float32" and compact.mask_dtype is bool
+    for step in range(7):  # twice around the cycle: the second time from the cache
+        x = random_binary((8, 12), seed=step)
+        (loss, grads), (compact_loss, compact_grads) = in_floats.loss_and_grads(x), compact.loss_and_grads(x)
+        assert compact_loss == loss and all(np.array_equal(compact_grads[name], grads[name]) for name in grads)
+        assert all(mask.dtype == bool for mask in compact.masks.values())
+        in_floats.next_mask(), compact.next_mask()
+    assert sorted(compact._mask_cache) == [0, 1, 2]
 
 
 @pytest.mark.parametrize("rule", sorted(optim.OPTIMIZERS))
