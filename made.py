@@ -117,7 +117,7 @@ def build_masks(degrees, layers, xp=np, dtype="float32"):
         own = degrees[index + 1] if layer.hidden else degrees[0]
         for name, source in layer.inputs:
             before = own[:, None] >= degrees[source][None, :] if layer.hidden else own[:, None] > degrees[source][None, :]
-            masks[name] = before.astype(dtype)
+            masks[name] = before.astype(dtype, copy=False)
     return masks
 
 
