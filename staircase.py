@@ -137,9 +137,9 @@ class Staircase:
 
     def regions(self):
         """Index expressions of the blocks: the only parts of the weight a gradient can change.
-        An update over a strided block costs about twice as much per element as one over whole
-        rows (NumPy's loops run along rows), so short rows are given whole, as one band from the
-        first row that has any weight."""
+        An update over a strided block costs two to three and a half times as much per element as
+        one over whole rows (NumPy's loops run along rows; BENCHMARKS.md), so short rows are given
+        whole, as one band from the first row that has any weight."""
         live = [(r0, r1, width) for r0, r1, _, width, _ in self.row_blocks if width]
         if self.n_in < LONG_ROWS:
             return [(slice(live[0][0], self.n_out), slice(None))] if live else []

@@ -147,7 +147,7 @@ def test_updating_only_the_regions_equals_updating_everything(rule, monkeypatch)
         assert any(region is not Ellipsis for regions in grads.regions.values() for region in regions)
         optimizers[0].step(grads)
         _, grads = models[1].loss_and_grads(x)
-        optimizers[1].step(dict(grads))  # a plain dict: every element updated, on one thread
+        optimizers[1].step(dict(grads))  # a plain dict has no regions: every element updated
     for name in models[0].params:
         np.testing.assert_allclose(models[0].params[name], models[1].params[name], rtol=1e-12, err_msg=name)
 
