@@ -4,6 +4,7 @@
     python bench.py --gpu           # the same through CuPy
     python bench.py --json out.json # also the numbers for machines
     python bench.py --quick         # a smoke run on small sizes (what the tests call)
+    python bench.py --hidden 8000,8000 --direct --masks 32   # one epoch of train.py for your model
 
 Every training figure is also shown as a multiple of its floor: the time of the bare float32 matrix
 products one epoch needs (three forward, and per layer two backward, the first layer's input
@@ -147,6 +148,17 @@ def sampling_time(n_in, hidden, n, method, gpu):
     return timed(lambda: sample(model, n, seed=0, method=method), gpu, repeat=1 if method == "naive" else 3)
 
 
+def epoch_estimate(x, hidden, n_masks, direct, gpu, n_batches=40, n_valid=1000):
+    """For planning a long run: (training, validation) seconds of one epoch of train.py on this
+    model, estimated from n_batches minibatches (a cycle of up to n_batches masks is kept as in
+    training) and from n_valid validation examples under one mask, scaled to an epoch of x and to
+    an n_masks-mask ensemble of 10 000 examples."""
+    train = training_epoch(x, hidden, n_masks, gpu, repeat=1, direct=direct, n_batches=n_batches)
+    model = MADE(x.shape[1], hidden, n_masks=n_masks, direct=direct, seed=0, gpu=gpu)
+    one_mask = timed(lambda: model.log_prob(x[:n_valid], batch_size=min(n_valid, 1000)), gpu, repeat=1)
+    return train, one_mask * n_masks * 10000 / n_valid
+
+
 def peak_memory_mb(gpu):
     if gpu:
         pool = backend.array_module(True).get_default_memory_pool()
@@ -219,8 +231,21 @@ def main(argv=None):
     parser.add_argument("--gpu", action="store_true", help="measure the CuPy path on a CUDA GPU")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the figures as JSON")
+    parser.add_argument("--hidden", type=cli.hidden_sizes, default=None, metavar="SIZES",
+                        help="instead of the table, estimate one epoch of train.py for this model (e.g. 8000,8000): "
+                             "training from 40 minibatches, validation from 1000 examples under one mask")
+    parser.add_argument("--masks", type=cli.positive_int, default=1,
+                        help="with --hidden: the cycle of masks, and the size of the validation ensemble (default: 1)")
+    parser.add_argument("--direct", action="store_true", help="with --hidden: the direct input→output connection")
     args = parser.parse_args(argv)
-    return cli.run_command("bench.py", args.gpu, lambda: report(args), memory_advice="try --quick")
+    if args.hidden is None and (args.masks != 1 or args.direct):
+        parser.error("--masks and --direct describe the model of --hidden; give --hidden too")
+    if args.hidden is not None and (args.quick or args.json):
+        parser.error("--hidden estimates one model; --quick and --json belong to the table")
+    if args.hidden == [] and not args.direct:
+        parser.error("--hidden none (the shallow MADE) needs --direct")
+    body = (lambda: report(args)) if args.hidden is None else (lambda: report_estimate(args))
+    return cli.run_command("bench.py", args.gpu, body, memory_advice="try --quick, or fewer --hidden units")
 
 
 def report(args):
@@ -237,6 +262,17 @@ def report(args):
         with files.atomic_write(args.json, "w") as file:
             json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": args.gpu, "quick": args.quick, "data": source,
                        "machine": runs.machine_info(args.gpu), "rows": rows}, file, indent=2)
+
+def report_estimate(args):
+    """Print the estimated epoch of the model that --hidden, --masks and --direct describe."""
+    x, source = load_inputs(False, args.gpu)
+    name = "-".join(str(s) for s in [x.shape[1]] + args.hidden + [x.shape[1]]) + (" +direct" if args.direct else "")
+    train, valid = epoch_estimate(x, args.hidden, args.masks, args.direct, args.gpu)
+    print(f"MADE {name}, {args.masks} mask(s), on {'GPU' if args.gpu else 'CPU'} ({source}; {time.strftime('%Y-%m-%d')})")
+    print(f"  {'training, one epoch (from 40 minibatches)':<62} {train:12.1f} s")
+    print(f"  {f'validation, {args.masks}-mask ensemble of 10 000 (from 1000, one mask)':<62} {valid:12.1f} s")
+    print(f"  {'one epoch of train.py, about':<62} {train + valid:12.1f} s")
+
 
 if __name__ == "__main__":
     sys.exit(main())
