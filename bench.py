@@ -148,7 +148,10 @@ def sampling_time(n_in, hidden, n, method, gpu):
     return timed(lambda: sample(model, n, seed=0, method=method), gpu, repeat=1 if method == "naive" else 3)
 
 
-def epoch_estimate(x, hidden, n_masks, direct, gpu, n_batches=40, n_valid=1000):
+ESTIMATE_MINIBATCHES, ESTIMATE_VALID = 40, 1000  # what bench.py --hidden times of an epoch
+
+
+def epoch_estimate(x, hidden, n_masks, direct, gpu, n_batches=ESTIMATE_MINIBATCHES, n_valid=ESTIMATE_VALID):
     """For planning a long run: (training, validation) seconds of one epoch of train.py on this
     model, estimated from n_batches minibatches (a cycle of up to n_batches masks is kept as in
     training) and from n_valid validation examples under one mask, scaled to an epoch of x and to
@@ -233,7 +236,8 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the figures as JSON")
     parser.add_argument("--hidden", type=cli.hidden_sizes, default=None, metavar="SIZES",
                         help="instead of the table, estimate one epoch of train.py for this model (e.g. 8000,8000): "
-                             "training from 40 minibatches, validation from 1000 examples under one mask")
+                             f"training from {ESTIMATE_MINIBATCHES} minibatches, validation from {ESTIMATE_VALID} "
+                             "examples under one mask")
     parser.add_argument("--masks", type=cli.positive_int, default=1,
                         help="with --hidden: the cycle of masks, and the size of the validation ensemble (default: 1)")
     parser.add_argument("--direct", action="store_true", help="with --hidden: the direct input→output connection")
@@ -263,14 +267,15 @@ def report(args):
             json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": args.gpu, "quick": args.quick, "data": source,
                        "machine": runs.machine_info(args.gpu), "rows": rows}, file, indent=2)
 
+
 def report_estimate(args):
     """Print the estimated epoch of the model that --hidden, --masks and --direct describe."""
     x, source = load_inputs(False, args.gpu)
     name = "-".join(str(s) for s in [x.shape[1]] + args.hidden + [x.shape[1]]) + (" +direct" if args.direct else "")
     train, valid = epoch_estimate(x, args.hidden, args.masks, args.direct, args.gpu)
     print(f"MADE {name}, {args.masks} mask(s), on {'GPU' if args.gpu else 'CPU'} ({source}; {time.strftime('%Y-%m-%d')})")
-    print(f"  {'training, one epoch (from 40 minibatches)':<62} {train:12.1f} s")
-    print(f"  {f'validation, {args.masks}-mask ensemble of 10 000 (from 1000, one mask)':<62} {valid:12.1f} s")
+    print(f"  {f'training, one epoch (from {ESTIMATE_MINIBATCHES} minibatches)':<62} {train:12.1f} s")
+    print(f"  {f'validation, {args.masks}-mask ensemble of 10 000 (from {ESTIMATE_VALID}, one mask)':<62} {valid:12.1f} s")
     print(f"  {'one epoch of train.py, about':<62} {train + valid:12.1f} s")
 
 
