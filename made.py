@@ -397,6 +397,10 @@ class MADE:
         self.direct, self.cond_mask, self.n_masks = config.direct, config.cond_mask, config.n_masks
         self.shuffle, self.seed, self.dtype = config.shuffle, config.seed, config.dtype
         self.gpu, self.xp = gpu, backend.array_module(gpu)
+        # Staircase blocks pay on the CPU, where a product costs its multiply-adds. On a GPU a
+        # product of this size costs its launch, and the blocks' many small products and updates
+        # took 2 to 4 times the dense ones (H100, BENCHMARKS.md): there every mask is multiplied in.
+        self.staircase_blocks = not gpu
         self.layers = build_layers(config)
         shapes = param_shapes(config, self.layers)
         if params is None:
@@ -595,10 +599,14 @@ class MADE:
 
     def _training_network(self):
         """The network loss_and_grads runs: the staircase under the fixed mask; otherwise dense
-        products with the current masks in the model's layout, whose buffers outlive the mask
-        (sorting the weights anew for every minibatch costs more than the blocks save)."""
-        if self.fixed_mask:
+        products (sorting the weights anew for every minibatch costs more than the blocks save)."""
+        if self.fixed_mask and self.staircase_blocks:
             return self.sorted_network()
+        return self.dense_network()
+
+    def dense_network(self):
+        """A staircase.Network of dense products with the current masks, in the model's layout,
+        over model.params; its buffers outlive the mask."""
         products = {name: staircase.DenseMask(mask) for name, mask in self.masks.items()}
         if "dense" not in self._networks:
             self._networks["dense"] = staircase.Network(self.layers, self.params, products, self.activation,
@@ -658,7 +666,7 @@ class MADE:
 
     def _log_prob_current(self, x, batch_size, progress, done, total):
         """log p(x) under the current mask, batch by batch."""
-        network = self.sorted_network()
+        network = self.sorted_network() if self.staircase_blocks else self.dense_network()
         result = self.xp.empty(x.shape[0], dtype=self.dtype)
         for start in range(0, x.shape[0], batch_size):
             result[start:start + batch_size] = network.log_prob(x[start:start + batch_size])

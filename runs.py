@@ -315,6 +315,7 @@ def machine_info(gpu):
         cupy = backend.array_module(True)
         info["cupy"] = cupy.__version__
         info["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        info["cupy_tf32"] = os.environ.get("CUPY_TF32", "0")  # CuPy's own switch: "1" gives TF32 matrix products
     return info
 
 

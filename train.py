@@ -296,8 +296,15 @@ def describe(args, model, splits, log):
     sizes = "-".join(str(s) for s in [model.n_in] + model.hidden_sizes + [model.n_in])
     log(f"MADE {sizes} ({model.n_params} parameters) on {args.dataset}: train {splits['train'].shape[0]}, "
         f"valid {splits['valid'].shape[0]}, test {splits['test'].shape[0]}; {args.optimizer} lr {args.lr}, "
-        f"batch {args.batch_size}, masks {args.masks} ({args.shuffle}), {'GPU' if args.gpu else 'CPU'}")
+        f"batch {args.batch_size}, masks {args.masks} ({args.shuffle}), {device_name(args.gpu)}")
     log(f"independent-pixel baseline: test NLL {data.independent_pixel_nll(splits['train'], splits['test']):.2f}")
+
+
+def device_name(gpu):
+    """CPU or GPU, and on a GPU whether CuPy was told to run float32 matrix products in TF32."""
+    if not gpu:
+        return "CPU"
+    return "GPU, TF32 matrix products (CUPY_TF32=1)" if os.environ.get("CUPY_TF32", "0") not in ("", "0") else "GPU"
 
 
 def run_epochs(args, model, optimizer, state, train_x, valid_x, folder, stop):

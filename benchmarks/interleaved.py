@@ -2,14 +2,18 @@
 
     MADE_DATA_DIR=../shared/data python benchmarks/interleaved.py [--rounds 5]
     MADE_DATA_DIR=../shared/data python benchmarks/interleaved.py --hidden 8000 --direct --batches 40
+    MADE_DATA_DIR=../shared/data python benchmarks/interleaved.py --gpu     # CuPy against PyTorch CUDA
 
 Sequential benchmarks on a shared machine compare its good minutes with its bad ones. Here every
 round times, back to back, one epoch (batch 100, AdaGrad 0.01) of: this project through train.py's
 loop (optim.train_epoch) and through the plain loop a user writes (loss_and_grads, step,
-next_mask); PyTorch with its default and its fused AdaGrad; and the bare floors, dense (GEMM) and
+next_mask); PyTorch with its default and its fused AdaGrad (the CPU only: PyTorch has no fused
+AdaGrad for CUDA); and the bare floors, dense (GEMM) and
 staircase. The summary gives each one's best and median epoch and its ratio to PyTorch's fused
 AdaGrad in the same round. --batches times that many minibatches and scales them to an epoch (for
-the big models). Needs PyTorch (skipped without it); imported by nothing.
+the big models). With --gpu both run on the CUDA GPU (this project through CuPy), and every timing
+waits for the device; CUPY_TF32=1 in the environment turns TF32 matrix products on for both.
+Needs PyTorch (skipped without it); imported by nothing.
 """
 import argparse
 import os
@@ -43,29 +47,35 @@ def main(argv=None):
                         "(PyTorch keeps one; default: %(default)s)")
     parser.add_argument("--batches", type=int, default=None, help="minibatches per timing, scaled to an epoch "
                         "(default: the whole epoch)")
+    parser.add_argument("--gpu", action="store_true", help="both on the CUDA GPU: CuPy against PyTorch CUDA")
     parser.add_argument("--evaluation-only", action="store_true", help="time only the evaluation rows")
     args = parser.parse_args(argv)
     if torch is None:
         print("benchmarks/interleaved.py: skipped: PyTorch is not installed")
         return 0
-    x, source = bench.load_inputs(quick=False, gpu=False)
+    gpu = args.gpu
+    device = torch.device("cuda" if gpu else "cpu")
+    tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")  # CuPy reads it; PyTorch is told the same
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    x, source = bench.load_inputs(quick=False, gpu=gpu)
     n_batches = args.batches or x.shape[0] // 100
     scale = x.shape[0] / (n_batches * 100)
     hidden = [args.hidden]
-    ours = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0)
+    ours = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0, gpu=gpu)
     ours_optimizer = optim.AdaGrad(ours.params, lr=0.01)
-    plain = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0)
+    plain = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0, gpu=gpu)
     plain_optimizer = optim.AdaGrad(plain.params, lr=0.01)
     rng = backend.random_generator(0)
-    x_torch = torch.from_numpy(np.asarray(x))
+    x_torch = torch.from_numpy(backend.to_host(x)).to(device)
     theirs = {}
-    for fused in (False, True):
-        model = TorchMADE(784, hidden, torch.device("cpu"), direct=args.direct)
+    fused_options = (False,) if gpu else (False, True)  # PyTorch's fused AdaGrad runs on the CPU only
+    for fused in fused_options:
+        model = TorchMADE(784, hidden, device, direct=args.direct)
         theirs[fused] = (model, torch.optim.Adagrad(model.parameters(), lr=0.01, fused=fused))
 
     def torch_epoch(fused):
         model, optimizer = theirs[fused]
-        order = torch.randperm(x_torch.shape[0])
+        order = torch.randperm(x_torch.shape[0], device=device)
         for start in range(0, n_batches * 100, 100):
             loss = model.nll(x_torch[order[start:start + 100]]).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -74,19 +84,26 @@ def main(argv=None):
 
     def train_loop():
         subset = x[:n_batches * 100]  # the first minibatches' worth of examples, in a random order
-        optim.train_epoch(ours, ours_optimizer, subset, rng.permutation(subset.shape[0]), 100)
+        optim.train_epoch(ours, ours_optimizer, subset, backend.to_device(rng.permutation(subset.shape[0]), gpu), 100)
 
     def plain_loop():
-        order = rng.permutation(x.shape[0])
+        order = backend.to_device(rng.permutation(x.shape[0]), gpu)
         for start in range(0, n_batches * 100, 100):
             loss, grads = plain.loss_and_grads(x[order[start:start + 100]])
             plain_optimizer.step(grads)
             plain.next_mask()
 
+    def synchronize():
+        backend.synchronize(gpu)
+        if gpu:
+            torch.cuda.synchronize()
+
     def wall(function):
         def run():
+            synchronize()
             started = time.perf_counter()
             function()
+            synchronize()
             return time.perf_counter() - started
         return run
 
@@ -96,15 +113,15 @@ def main(argv=None):
     def torch_evaluation():
         with torch.no_grad():
             for start in range(0, 10000, 1000):
-                theirs[True][0].nll(evaluation_torch[start:start + 1000])
+                theirs[fused_options[-1]][0].nll(evaluation_torch[start:start + 1000])
 
     runs = {"this project, train.py's loop": wall(train_loop),
             "this project, plain loop": wall(plain_loop),
             "PyTorch AdaGrad": wall(lambda: torch_epoch(False)),
-            "PyTorch fused AdaGrad": wall(lambda: torch_epoch(True)),
+            **({"PyTorch fused AdaGrad": wall(lambda: torch_epoch(True))} if True in fused_options else {}),
             # the floors time their own products, leaving out the setting up of their arrays
-            "dense GEMM floor": lambda: bench.gemm_floor(784, hidden, n_batches * 100, 100, False, repeat=1),
-            "staircase floor": lambda: bench.staircase_floor(x, hidden, args.direct, n_batches, False, repeat=1)}
+            "dense GEMM floor": lambda: bench.gemm_floor(784, hidden, n_batches * 100, 100, gpu, repeat=1),
+            "staircase floor": lambda: bench.staircase_floor(x, hidden, args.direct, n_batches, gpu, repeat=1)}
     evaluations = {"this project": wall(lambda: ours.log_prob(evaluation, batch_size=1000)),
                    "PyTorch (no_grad)": wall(torch_evaluation)}
     rates = {name: [] for name in evaluations}
@@ -122,11 +139,14 @@ def main(argv=None):
     print(f"{args.rounds} interleaved rounds, {name}, {args.masks} mask(s), batch 100, {source}, "
           f"{n_batches} minibatches per timing scaled to an epoch, PyTorch {torch.__version__} "
           f"({torch.get_num_threads()} threads), NumPy {np.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
-    reference = times.get("PyTorch fused AdaGrad", [])
+    if gpu:
+        print(f"  on {torch.cuda.get_device_name()}: CuPy {backend.array_module(True).__version__}, "
+              f"TF32 matrix products {'on' if tf32 else 'off'} (CUPY_TF32)")
+    reference = times.get("PyTorch fused AdaGrad" if True in fused_options else "PyTorch AdaGrad", [])
     for name, values in times.items():
         ratios = [v / r for v, r in zip(values, reference)]
         print(f"  {name:<32} best {min(values):7.3f} s   median {statistics.median(values):7.3f} s   "
-              f"× fused: median {statistics.median(ratios):.2f}   all {' '.join(f'{v:.2f}' for v in values)}")
+              f"× {'fused' if True in fused_options else 'PyTorch'}: median {statistics.median(ratios):.2f}   all {' '.join(f'{v:.2f}' for v in values)}")
     print(f"  evaluation, batch 1000, one mask (examples/s; {ours.n_masks} mask(s) trained, mask 0 used):")
     for name, values in rates.items():
         ratios = [v / r for v, r in zip(values, rates["PyTorch (no_grad)"])]

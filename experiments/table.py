@@ -32,9 +32,10 @@ ROWS = {
 
 
 def describe(machine):
-    if machine.get("device") == "gpu":
-        return "GPU"
-    return f"CPU, {machine.get('cpu_count', '?')} cores"
+    """The CPU's cores, or the GPU's name (runs.machine_info), and TF32 where CuPy was told to use it."""
+    if machine.get("device", "cpu") == "cpu":
+        return f"CPU, {machine.get('cpu_count', '?')} cores"
+    return machine["device"] + (", TF32" if machine.get("cupy_tf32", "0") not in ("", "0") else "")
 
 
 def figure_to_meet(paper):

@@ -32,6 +32,13 @@ def test_every_table_row_has_its_script():
         assert os.path.exists(os.path.join(ROOT, "experiments", row + ".sh")), row
 
 
+def test_table_names_the_machine_a_row_ran_on():
+    describe = load("table").describe
+    assert describe({"device": "cpu", "cpu_count": 2}) == "CPU, 2 cores"
+    assert describe({"device": "NVIDIA H100 80GB HBM3", "cupy_tf32": "0"}) == "NVIDIA H100 80GB HBM3"
+    assert describe({"device": "NVIDIA H100 80GB HBM3", "cupy_tf32": "1"}) == "NVIDIA H100 80GB HBM3, TF32"
+
+
 def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
     import numpy as np
     import backend

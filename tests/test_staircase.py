@@ -1,7 +1,8 @@
 """The fast path (staircase.py) against the dense reference (made.py), for every option.
 
 The reference is proven by finite differences (test_made.py); here the staircase blocks, the
-buffers they reuse and the optimizers' regions must give the reference's numbers to rounding."""
+buffers they reuse and the optimizers' regions must give the reference's numbers to rounding.
+So must the dense products with buffers that a GPU runs instead (staircase_blocks False)."""
 import numpy as np
 import pytest
 
@@ -31,10 +32,12 @@ def randomised(model, seed):
     return model
 
 
+@pytest.mark.parametrize("blocks", [True, False], ids=["staircase", "dense"])
 @pytest.mark.parametrize("options", OPTIONS, ids=ids)
 @pytest.mark.parametrize("cycle", CYCLES, ids=ids)
-def test_loss_and_every_gradient_equal_the_reference(options, cycle):
+def test_loss_and_every_gradient_equal_the_reference(options, cycle, blocks):
     model = randomised(MADE(10, activation="tanh", dtype="float64", seed=1, **options, **cycle), seed=2)
+    model.staircase_blocks = blocks
     for step in range(4):  # across masks of the cycle, and with the same buffers reused
         x = random_binary((7, 10), seed=step)
         reference_loss, reference_grads = model.reference_loss_and_grads(x)
@@ -46,10 +49,12 @@ def test_loss_and_every_gradient_equal_the_reference(options, cycle):
         model.next_mask()
 
 
+@pytest.mark.parametrize("blocks", [True, False], ids=["staircase", "dense"])
 @pytest.mark.parametrize("options", OPTIONS, ids=ids)
 @pytest.mark.parametrize("cycle", CYCLES[:3], ids=ids)
-def test_logits_log_prob_and_ensembles_equal_the_reference(options, cycle):
+def test_logits_log_prob_and_ensembles_equal_the_reference(options, cycle, blocks):
     model = randomised(MADE(10, activation="relu", dtype="float64", seed=3, **options, **cycle), seed=4)
+    model.staircase_blocks = blocks
     x = random_binary((25, 10), seed=5)
     for _ in range(2):
         reference = model.reference_forward(x)
