@@ -667,9 +667,9 @@ class MADE:
     def _log_prob_current(self, x, batch_size, progress, done, total):
         """log p(x) under the current mask, batch by batch."""
         network = self.sorted_network() if self.staircase_blocks else self.dense_network()
-        result = self.xp.empty(x.shape[0], dtype=self.dtype)
+        result, prepared = self.xp.empty(x.shape[0], dtype=self.dtype), network.prepare()
         for start in range(0, x.shape[0], batch_size):
-            result[start:start + batch_size] = network.log_prob(x[start:start + batch_size])
+            result[start:start + batch_size] = network.log_prob(x[start:start + batch_size], prepared=prepared)
             if progress is not None:
                 done += 1
                 progress(done, total)
@@ -702,9 +702,10 @@ class MADE:
                 network, rows = self.sorted_network(), self.xp.asarray(rows)
                 n_observed = int(pattern.sum())  # the observed come first in the sorted layout
                 columns = slice(None, n_observed) if first_part else slice(n_observed, None)
+                prepared = network.prepare()
                 for start in range(0, len(rows), batch_size):
                     chunk = rows[start:start + batch_size]
-                    result[chunk] = network.log_prob(x[chunk], columns)
+                    result[chunk] = network.log_prob(x[chunk], columns, prepared)
         return result
 
     # -- saving and loading -------------------------------------------------------------------

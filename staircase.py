@@ -285,10 +285,11 @@ class Network:
         return {name: product.prepare(self.weights[name], self.masked.get(name))
                 for name, product in self.products.items()}
 
-    def log_prob(self, x, columns=slice(None)):
+    def log_prob(self, x, columns=slice(None), prepared=None):
         """log p(x) (N,) of a batch: the sum of log p(x_d | x_<d) over the given columns of this
-        layout (all of them by default; in a mask's sorted layout a slice is a range of positions)."""
-        logits = self.forward(x)
+        layout (all of them by default; in a mask's sorted layout a slice is a range of positions).
+        prepared: as for forward (prepare() once for many batches under one mask)."""
+        logits = self.forward(x, prepared)
         buffers = self._buffers_for(x.shape[0])
         return -bernoulli_nll_into(logits[:, columns], buffers["activations"][0][:, columns],
                                    buffers["scratch"][:, columns])
