@@ -8,6 +8,8 @@ code as the CPU path. Nothing else in the project imports cupy.
     host = backend.to_host(x)           # always a numpy array
     rng = backend.random_generator(seed, "minibatches")
 """
+import os
+
 import numpy as np
 
 DTYPES = ("float32", "float64")
@@ -83,6 +85,12 @@ def check_dtype(dtype):
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
     return name
+
+
+def tf32_requested():
+    """True when the environment sets CUPY_TF32 (CuPy's own switch, read at its first float32
+    matrix product): CuPy then multiplies float32 matrices in TF32, faster and less precise."""
+    return os.environ.get("CUPY_TF32", "0") not in ("", "0")
 
 
 def synchronize(gpu=False):

@@ -304,7 +304,7 @@ def device_name(gpu):
     """CPU or GPU, and on a GPU whether CuPy was told to run float32 matrix products in TF32."""
     if not gpu:
         return "CPU"
-    return "GPU, TF32 matrix products (CUPY_TF32=1)" if os.environ.get("CUPY_TF32", "0") not in ("", "0") else "GPU"
+    return "GPU, TF32 matrix products (CUPY_TF32)" if backend.tf32_requested() else "GPU"
 
 
 def run_epochs(args, model, optimizer, state, train_x, valid_x, folder, stop):

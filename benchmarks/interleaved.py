@@ -55,7 +55,7 @@ def main(argv=None):
         return 0
     gpu = args.gpu
     device = torch.device("cuda" if gpu else "cpu")
-    tf32 = os.environ.get("CUPY_TF32", "0") not in ("", "0")  # CuPy reads it; PyTorch is told the same
+    tf32 = backend.tf32_requested()  # CuPy reads CUPY_TF32 itself; PyTorch is told the same
     torch.backends.cuda.matmul.allow_tf32 = tf32
     x, source = bench.load_inputs(quick=False, gpu=gpu)
     n_batches = args.batches or x.shape[0] // 100
