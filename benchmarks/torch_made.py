@@ -108,7 +108,7 @@ def main(argv=None):
     device = torch.device("cuda" if args.gpu else "cpu")
     path = os.path.join(os.environ.get("MADE_DATA_DIR", ""), "binarized_mnist.npz")
     if os.path.exists(path):
-        train_np = np.load(path)["train_data"].astype(np.float32)
+        train_np = np.load(path, allow_pickle=False)["train_data"].astype(np.float32)
     else:
         train_np = (np.random.default_rng(0).random((50000, 784)) < 0.13).astype(np.float32)
     x = torch.from_numpy(train_np).to(device)
