@@ -21,7 +21,8 @@ def test_epoch_estimate_of_a_model_of_ones_own(capsys):
     assert lines[0].startswith("MADE 784-20-784 +direct, 2 mask(s), on CPU")
     train, valid, epoch = (float(line.split()[-2]) for line in lines[1:4])
     assert "training" in lines[1] and "2-mask ensemble" in lines[2] and "one epoch of train.py" in lines[3]
-    assert train > 0 and valid > 0 and abs(epoch - (train + valid)) <= 0.1
+    # each figure is printed rounded to 0.1 s, so the printed sum may be off by three half-steps
+    assert train > 0 and valid > 0 and abs(epoch - (train + valid)) <= 0.15 + 1e-9
 
 
 @pytest.mark.parametrize("argv", [["--masks", "4"], ["--direct"], ["--hidden", "20", "--quick"],
