@@ -598,8 +598,9 @@ class MADE:
         return network
 
     def _training_network(self):
-        """The network loss_and_grads runs: the staircase under the fixed mask; otherwise dense
-        products (sorting the weights anew for every minibatch costs more than the blocks save)."""
+        """The network loss_and_grads runs: on the CPU under the fixed mask, the staircase;
+        otherwise dense products (on a GPU always; for a cycle, sorting the weights anew for every
+        minibatch costs more than the blocks save)."""
         if self.fixed_mask and self.staircase_blocks:
             return self.sorted_network()
         return self.dense_network()
@@ -667,7 +668,8 @@ class MADE:
     def _log_prob_current(self, x, batch_size, progress, done, total):
         """log p(x) under the current mask, batch by batch."""
         network = self.sorted_network() if self.staircase_blocks else self.dense_network()
-        result, prepared = self.xp.empty(x.shape[0], dtype=self.dtype), network.prepare()
+        prepared = network.prepare()  # once per mask, for all its batches
+        result = self.xp.empty(x.shape[0], dtype=self.dtype)
         for start in range(0, x.shape[0], batch_size):
             result[start:start + batch_size] = network.log_prob(x[start:start + batch_size], prepared=prepared)
             if progress is not None:

@@ -10,7 +10,7 @@ loop (optim.train_epoch) and through the plain loop a user writes (loss_and_grad
 next_mask); PyTorch with its default and its fused AdaGrad (the CPU only: PyTorch has no fused
 AdaGrad for CUDA); and the bare floors, dense (GEMM) and
 staircase. The summary gives each one's best and median epoch and its ratio to PyTorch's fused
-AdaGrad in the same round. --batches times that many minibatches and scales them to an epoch (for
+AdaGrad (on a GPU: its default AdaGrad) in the same round. --batches times that many minibatches and scales them to an epoch (for
 the big models). With --gpu both run on the CUDA GPU (this project through CuPy), and every timing
 waits for the device; CUPY_TF32=1 in the environment turns TF32 matrix products on for both.
 Needs PyTorch (skipped without it); imported by nothing.
