@@ -8,7 +8,9 @@ Every epoch: one pass over the training set in random minibatches (resampling th
 when --masks is not 1), then the validation NLL; training stops when it has not improved for
 --patience epochs (the paper's look-ahead), and the best parameters are evaluated on the test set.
 The run folder (--out, see runs.py) holds model.npz (the best model), checkpoint.npz (the latest
-state, for --resume), metrics.json, train.log and learning_curve.png.
+state, for --resume), metrics.json, train.log and learning_curve.png. The two .npz files are written
+together (every epoch, or every --checkpoint-every epochs and when the run stops), so they always
+describe one moment of the run.
 """
 import argparse
 import importlib.util
@@ -26,10 +28,10 @@ import files
 import optim
 import runs
 from autograd import ACTIVATIONS
-from made import INITS, SHUFFLES, MADE, distinct_masks
+from made import INITS, SHUFFLES, MADE, distinct_masks, state_arrays
 
 # Settings that --resume lets you change; every other flag given again must match the run.
-RESUME_MAY_CHANGE = ("epochs", "gpu", "data_dir", "eval_batch_size")
+RESUME_MAY_CHANGE = ("epochs", "gpu", "data_dir", "eval_batch_size", "checkpoint_every")
 NOT_SETTINGS = ("out", "resume", "force")  # where and how to start, not what the run is
 
 # ----------------------------------------------------------------------------------------------
@@ -112,9 +114,13 @@ def add_run_flags(add):
         help="seed of all randomness: weights, masks, minibatches (default: %(default)s)")
     add("--gpu", action="store_true", default=False, help="run on a CUDA GPU through CuPy; may change on --resume")
     add("--out", type=cli.path, default=None, help="run folder (default: runs/DATASET-DATE-TIME)")
+    add("--checkpoint-every", type=cli.positive_int, default=1, metavar="N",
+        help="write checkpoint.npz and model.npz every N epochs and when the run stops (default: %(default)s); "
+             "for big models whose saving costs a noticeable part of an epoch. An interrupted run resumes "
+             "from the last one written, so up to N epochs are trained again; may change on --resume")
     add("--resume", action="store_true", default=False,
         help="continue the run in --out from its checkpoint, with all of its settings; flags given again "
-             "must match them, except --epochs, --gpu, --data-dir and --eval-batch-size")
+             "must match them, except --epochs, --gpu, --data-dir, --eval-batch-size and --checkpoint-every")
     add("--force", action="store_true", default=False,
         help="start afresh in an --out folder that holds a run (its run files are deleted)")
 
@@ -233,11 +239,12 @@ def train(args):
         model, optimizer, state = start_or_resume(args, checkpoint, splits, folder)
         describe(args, model, splits, folder.log)
         train_x, valid_x = (backend.to_device(splits[s], args.gpu, model.dtype) for s in ("train", "valid"))
+        writer = RunWriter(folder, args.checkpoint_every, state.epoch)
         with cli.DeferredSignals() as stop:
             try:
-                run_epochs(args, model, optimizer, state, train_x, valid_x, folder, stop)
+                run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop)
             except KeyboardInterrupt:
-                folder.log(interrupted_message(args, state, folder.file("checkpoint.npz")))
+                folder.log(interrupted_message(args, state.epoch, writer.saved_epoch, folder.file("checkpoint.npz")))
                 raise cli.Interrupted() from None
         folder.log(f"stopped after epoch {state.epoch} ({state.stop_reason(args.epochs, args.patience)}); "
                    f"best valid NLL {state.best_valid:.4f} at epoch {state.best_epoch}")
@@ -307,11 +314,37 @@ def device_name(gpu):
     return "GPU, TF32 matrix products (CUPY_TF32)" if backend.tf32_requested() else "GPU"
 
 
-def run_epochs(args, model, optimizer, state, train_x, valid_x, folder, stop):
-    """Epochs until the cap or the look-ahead runs out. After each: the validation NLL, the best
-    model saved when it improved, and a checkpoint of everything. A stop request ends the loop at
-    the next minibatch or evaluation batch with KeyboardInterrupt; the last checkpoint is whole."""
-    n_train = train_x.shape[0]
+class RunWriter:
+    """Writes model.npz and checkpoint.npz together, every `every` epochs and when the run stops.
+
+    Between writes the best model waits in memory (host arrays, as model.npz holds them), so the
+    folder never holds a best model newer than its checkpoint: a run resumed from epoch c with a
+    lower --epochs must not be tested with weights from after c. saved_epoch: the checkpoint's epoch.
+    """
+
+    def __init__(self, folder, every, saved_epoch):
+        self.folder, self.every, self.saved_epoch = folder, every, saved_epoch
+        self.best = None  # state_arrays of the best model, while it is newer than model.npz
+
+    def epoch_done(self, model, optimizer, state, improved, settings, last, stop):
+        """Called after every epoch: keep the model if it improved; write both files when due: every
+        `every` epochs, after the `last` epoch, and when a stop has been requested (stop.requested)."""
+        if improved:
+            self.best = state_arrays(model)
+        if last or stop.requested or state.epoch % self.every == 0:
+            if self.best is not None:
+                files.save_npz(self.folder.file("model.npz"), self.best)
+                self.best = None
+            runs.save_checkpoint(self.folder.file("checkpoint.npz"), model, optimizer, state, settings)
+            self.saved_epoch = state.epoch
+
+
+def run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop):
+    """Epochs until the cap or the look-ahead runs out. After each: the validation NLL, and the
+    best model and a checkpoint of everything written when due (see RunWriter). A stop request ends
+    the loop at the next minibatch or evaluation batch with KeyboardInterrupt (one that comes after
+    an epoch's last batch has both files written first); the last checkpoint is whole."""
+    n_train, folder = train_x.shape[0], writer.folder
     while not state.stop_reason(args.epochs, args.patience):
         epoch = state.epoch + 1
         started = time.perf_counter()
@@ -323,26 +356,28 @@ def run_epochs(args, model, optimizer, state, train_x, valid_x, folder, stop):
                                                 runs.Progress(f"epoch {epoch}", "examples", stop.check)))
         train_time = time.perf_counter() - started
         if not math.isfinite(train_nll):
-            last = f"the last good checkpoint is {folder.file('checkpoint.npz')} (epoch {state.epoch})" \
-                if state.epoch else "no checkpoint was written"
-            raise runs.RunError(f"epoch {epoch}: the training loss became {train_nll} (try a smaller --lr); {last}")
+            saved = f"the last good checkpoint is {folder.file('checkpoint.npz')} (epoch {writer.saved_epoch})" \
+                if writer.saved_epoch else "no checkpoint was written"
+            raise runs.RunError(f"epoch {epoch}: the training loss became {train_nll} (try a smaller --lr); {saved}")
         progress = runs.Progress(f"epoch {epoch}, validation ({args.valid_masks} masks)", "batches", stop.check)
         valid_nll = float(runs.nll_per_example(model, valid_x, args.valid_masks, args.eval_batch_size, progress).mean())
         seconds = time.perf_counter() - started
         improved = state.record(train_nll, valid_nll, seconds, n_train / train_time)
-        if improved:
-            model.save(folder.file("model.npz"))
-        runs.save_checkpoint(folder.file("checkpoint.npz"), model, optimizer, state, settings(args))
         folder.log(f"epoch {epoch:4d}  train {train_nll:9.4f}  valid {valid_nll:9.4f}  {seconds:6.1f} s  "
             f"{n_train / train_time:8.0f} ex/s{'  *' if improved else ''}")
+        last = bool(state.stop_reason(args.epochs, args.patience))
+        writer.epoch_done(model, optimizer, state, improved, settings(args), last, stop)
         stop.check()
 
 
-def interrupted_message(args, state, checkpoint_path):
-    if state.epoch == 0:
-        return ("interrupted during epoch 1, before any epoch was saved: nothing to resume; "
+def interrupted_message(args, epochs_done, saved_epoch, checkpoint_path):
+    if saved_epoch == 0:
+        return (f"interrupted during epoch {epochs_done + 1}, before any epoch was saved: nothing to resume; "
                 "run the same command again to start over")
-    return (f"interrupted during epoch {state.epoch + 1}; {checkpoint_path} holds epoch {state.epoch}: "
+    again = "" if epochs_done == saved_epoch else (
+        f" (epoch {epochs_done} will be trained again)" if epochs_done == saved_epoch + 1 else
+        f" (epochs {saved_epoch + 1}–{epochs_done} will be trained again)")
+    return (f"interrupted during epoch {epochs_done + 1}; {checkpoint_path} holds epoch {saved_epoch}{again}: "
             f"continue with --resume --out {args.out}")
 
 

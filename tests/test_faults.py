@@ -17,6 +17,7 @@ import pytest
 import cli
 import evaluate
 import files
+import optim
 import runs
 import sample as sampling
 import train
@@ -55,14 +56,14 @@ def snapshot(folder):
 
 
 def interrupt_after_epochs(monkeypatch, n_epochs):
-    """Make the next train.main stop like Ctrl-C right after its n-th checkpoint is written."""
+    """Make the next train.main get a Ctrl-C while its n-th checkpoint is being written."""
     saved, calls = runs.save_checkpoint, []
 
     def save_then_interrupt(*args, **kwargs):
-        saved(*args, **kwargs)
         calls.append(1)
         if len(calls) == n_epochs:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # deferred: the write goes on, the loop stops after it
+        saved(*args, **kwargs)
     monkeypatch.setattr(runs, "save_checkpoint", save_then_interrupt)
 
 
@@ -79,6 +80,67 @@ def test_resume_restores_the_epoch_cap(tiny, tmp_path, monkeypatch, capsys):
     assert train.main(["--resume", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 3 and metrics["config"]["epochs"] == 3
+
+
+def assert_same_weights(folder, other):
+    """model.npz and checkpoint.npz of two run folders hold equal weights and optimizer states."""
+    for name in ("model.npz", "checkpoint.npz"):
+        a, b = files.read_npz(folder / name), files.read_npz(other / name)
+        for key in a:
+            if key.startswith(("param.", "optim.")):
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} {key}")
+
+
+def test_checkpoint_every_n_epochs_writes_both_files_together_and_resumes_exactly(tiny, tmp_path, monkeypatch, capsys):
+    flags = ["--dataset", str(tiny), "--hidden", "8", "--masks", "2", "--patience", "50", "--seed", "5"]
+    written, save, train_epoch = [], runs.save_checkpoint, optim.train_epoch
+
+    def recording_save(path, model, optimizer, state, settings):
+        written.append(state.epoch)
+        save(path, model, optimizer, state, settings)
+
+    def interrupted_in_epoch_5(*args, **kwargs):
+        epochs.append(1)
+        if len(epochs) == 5:
+            raise KeyboardInterrupt   # as stop.check() does when Ctrl-C comes during a minibatch
+        return train_epoch(*args, **kwargs)
+    epochs = []
+    monkeypatch.setattr(runs, "save_checkpoint", recording_save)
+    monkeypatch.setattr(optim, "train_epoch", interrupted_in_epoch_5)
+    out = tmp_path / "every3"
+    assert train.main([*flags, "--epochs", "7", "--checkpoint-every", "3", "--out", str(out)]) == 130
+    assert written == [3] and "holds epoch 3 (epoch 4 will be trained again)" in capsys.readouterr().out
+    monkeypatch.setattr(optim, "train_epoch", train_epoch)
+    # the folder is the run at epoch 3: its best model too, though a later epoch had improved on it
+    assert train.main([*flags, "--epochs", "3", "--out", str(tmp_path / "three")]) == 0
+    assert_same_weights(out, tmp_path / "three")
+
+    written.clear()
+    assert train.main(["--resume", "--out", str(out)]) == 0
+    assert written == [6, 7]   # every 3 epochs (a setting of the run, restored) and the last
+    assert train.main([*flags, "--epochs", "7", "--out", str(tmp_path / "straight")]) == 0
+    assert_same_weights(out, tmp_path / "straight")
+    metrics = [json.loads((folder / "metrics.json").read_text()) for folder in (out, tmp_path / "straight")]
+    assert metrics[0]["test_nll"] == metrics[1]["test_nll"]
+    assert [(r["train_nll"], r["valid_nll"]) for r in metrics[0]["history"]] == \
+           [(r["train_nll"], r["valid_nll"]) for r in metrics[1]["history"]]
+
+
+def test_a_stop_between_checkpoints_after_an_epochs_last_batch_writes_that_epoch(tiny, tmp_path, monkeypatch, capsys):
+    validate, validations = runs.nll_per_example, []
+
+    def validate_then_ctrl_c(*args, **kwargs):
+        result = validate(*args, **kwargs)
+        validations.append(1)
+        if len(validations) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # deferred: after epoch 2's last evaluation batch
+        return result
+    monkeypatch.setattr(runs, "nll_per_example", validate_then_ctrl_c)
+    out = tmp_path / "run"
+    assert train.main(["--dataset", tiny, "--hidden", "8", "--checkpoint-every", "5", "--out", str(out)]) == 130
+    assert "checkpoint.npz holds epoch 2: continue with --resume" in capsys.readouterr().out
+    assert json.loads(str(files.read_npz(out / "checkpoint.npz")["train_state"]))["status"]["epoch"] == 2
+    assert (out / "model.npz").exists()
 
 
 def test_resuming_a_finished_run_changes_nothing(tiny, tmp_path, capsys):
