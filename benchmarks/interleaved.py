@@ -8,10 +8,10 @@ Sequential benchmarks on a shared machine compare its good minutes with its bad 
 round times, back to back, one epoch (batch 100, AdaGrad 0.01) of: this project through train.py's
 loop (optim.train_epoch) and through the plain loop a user writes (loss_and_grads, step,
 next_mask); PyTorch with its default and its fused AdaGrad (the CPU only: PyTorch has no fused
-AdaGrad for CUDA); and the bare floors, dense (GEMM) and
-staircase. The summary gives each one's best and median epoch and its ratio to PyTorch's fused
-AdaGrad (on a GPU: its default AdaGrad) in the same round. --batches times that many minibatches and scales them to an epoch (for
-the big models). With --gpu both run on the CUDA GPU (this project through CuPy), and every timing
+AdaGrad for CUDA); and the bare floors, dense (GEMM) and staircase. The summary gives each one's
+best and median epoch and its ratio to PyTorch's fused AdaGrad (on a GPU: its default AdaGrad) in
+the same round. --batches times that many minibatches and scales them to an epoch (for the big
+models). With --gpu both run on the CUDA GPU (this project through CuPy), and every timing
 waits for the device; CUPY_TF32=1 in the environment turns TF32 matrix products on for both.
 Needs PyTorch (skipped without it); imported by nothing.
 """
