@@ -71,3 +71,23 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
     assert np.isclose(second["3_orderings"]["completion_nll"], ensemble.mean())
     assert np.isclose(second["3_orderings"]["minus_first_run"],
                       second["3_orderings"]["completion_nll"] - first["3_orderings"]["completion_nll"])
+
+
+def test_projection_recovers_a_power_law_and_keeps_an_epoch_trained_again(tmp_path, capsys):
+    project = load("project")
+    def valid(t):
+        return 87.0 + 40.0 * t ** -0.5
+    def line(t, nll):
+        return f"epoch {t:4d}  train   80.0000  valid {nll:9.4f}    80.0 s      1000 ex/s"
+    # epochs 121-122 logged, then lost: the run resumed from its checkpoint of epoch 120
+    lines = [line(t, valid(t)) for t in range(1, 121)] + [line(121, 999.0), line(122, 999.0),
+             "interrupted during epoch 123; runs/x/checkpoint.npz holds epoch 120 (epochs 121–122 will be trained again)",
+             "resuming runs/x after epoch 120 (at most 1000 epochs)"] + [line(t, valid(t)) for t in range(121, 201)]
+    log = tmp_path / "train.log"
+    log.write_text("\n".join(lines) + "\n")
+    epochs, curve = project.validation_curve(log)
+    assert list(epochs) == list(range(1, 201)) and curve[120] == round(valid(121), 4)
+    a, b, c, rms = project.fit_power_law(epochs[epochs >= 40], curve[epochs >= 40])
+    assert abs(c - 0.5) < 0.02 and abs(a + b * 1000 ** -c - valid(1000)) < 0.05 and rms < 0.01
+    assert project.main([str(log), "--from", "40", "--at", "1000"]) == 0
+    assert f"epoch 1000: {valid(1000):.2f}" in capsys.readouterr().out
