@@ -59,6 +59,10 @@ SHUFFLES = ("full", "ordering", "connectivity", "once")
 INITS = ("uniform", "orthogonal")
 FORMAT = "made-npz-1"
 MASK_CACHE_BYTES = 512 * 2 ** 20  # keep a cycle's masks when they fit in this much memory
+# Under a mask other than the model's own, evaluation sorts a copy of the weights first. That copy
+# costs about what the dense products of 500 examples cost more than the staircase's, whatever the
+# model's size (both scale with its weights), so smaller calls multiply densely (BENCHMARKS.md).
+SORTED_COPY_PAYS_FROM = 500
 
 
 class CheckpointError(ValueError):
@@ -616,10 +620,18 @@ class MADE:
             self._networks["dense"].use(products, self.unit_order[0])
         return self._networks["dense"]
 
+    def _evaluation_network(self, n_examples):
+        """The network that evaluates n_examples under the current mask: the staircase under the
+        model's own mask, or under another for at least SORTED_COPY_PAYS_FROM examples (its sorted
+        copy of the weights then pays); dense products otherwise, and always on a GPU."""
+        if self.staircase_blocks and (self.fixed_mask or n_examples >= SORTED_COPY_PAYS_FROM):
+            return self.sorted_network()
+        return self.dense_network()
+
     def forward(self, x):
         """Output logits a (N, D) under the current mask, in the data's column order:
         p(x_d = 1 | x_<d) = σ(a_d)."""
-        network = self.sorted_network()
+        network = self._evaluation_network(x.shape[0])
         logits = self.xp.empty((x.shape[0], self.n_in), dtype=self.dtype)
         logits[:, network.input_order] = network.forward(self._as_input(x))
         return logits
@@ -667,7 +679,7 @@ class MADE:
 
     def _log_prob_current(self, x, batch_size, progress, done, total):
         """log p(x) under the current mask, batch by batch."""
-        network = self.sorted_network() if self.staircase_blocks else self.dense_network()
+        network = self._evaluation_network(x.shape[0])
         prepared = network.prepare()  # once per mask, for all its batches
         result = self.xp.empty(x.shape[0], dtype=self.dtype)
         for start in range(0, x.shape[0], batch_size):

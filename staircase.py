@@ -27,7 +27,8 @@ Two products share one interface (prepare, forward, backward_input, backward_wei
 mask-conditioning pair), so Network below is written once:
     Staircase  the blocks above, for weights in the sorted layout of their mask;
     DenseMask  W ⊙ M in full, for any layout (training over a cycle of masks, where sorting the
-               weights again for every minibatch would cost more than the blocks save; and
+               weights again for every minibatch would cost more than the blocks save; evaluating
+               fewer examples than a sorted copy pays for, made.SORTED_COPY_PAYS_FROM; and
                everything on a GPU, where a product costs its launch and blocks only add launches).
 
 Network runs the model's layers over one set of products with buffers allocated once per batch

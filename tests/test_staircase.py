@@ -49,12 +49,15 @@ def test_loss_and_every_gradient_equal_the_reference(options, cycle, blocks):
         model.next_mask()
 
 
-@pytest.mark.parametrize("blocks", [True, False], ids=["staircase", "dense"])
+@pytest.mark.parametrize("blocks, sorted_from", [(True, 1), (True, made.SORTED_COPY_PAYS_FROM), (False, None)],
+                         ids=["staircase", "staircase where it pays", "dense"])
 @pytest.mark.parametrize("options", OPTIONS, ids=ids)
 @pytest.mark.parametrize("cycle", CYCLES[:3], ids=ids)
-def test_logits_log_prob_and_ensembles_equal_the_reference(options, cycle, blocks):
+def test_logits_log_prob_and_ensembles_equal_the_reference(options, cycle, blocks, sorted_from, monkeypatch):
     model = randomised(MADE(10, activation="relu", dtype="float64", seed=3, **options, **cycle), seed=4)
     model.staircase_blocks = blocks
+    if sorted_from is not None:  # 1: every mask's sorted copy; the default: dense for these 25 examples
+        monkeypatch.setattr(made, "SORTED_COPY_PAYS_FROM", sorted_from)
     x = random_binary((25, 10), seed=5)
     for _ in range(2):
         reference = model.reference_forward(x)
@@ -70,6 +73,28 @@ def test_logits_log_prob_and_ensembles_equal_the_reference(options, cycle, block
             ensemble.append(-(np.logaddexp(0, logits) - x * logits).sum(axis=1))
     expected = np.logaddexp.reduce(ensemble, axis=0) - np.log(3)
     np.testing.assert_allclose(model.log_prob(x, n_masks=3, batch_size=10), expected, rtol=1e-10)
+
+
+def spy_on_sorted_networks(model):
+    """A list that gets the mask index of every sorted network the model makes from now on."""
+    made_under, sorted_network = [], model.sorted_network
+    model.sorted_network = lambda: made_under.append(model.mask_index) or sorted_network()
+    return made_under
+
+
+def test_evaluation_sorts_a_copy_of_the_weights_only_for_enough_examples(monkeypatch):
+    monkeypatch.setattr(made, "SORTED_COPY_PAYS_FROM", 20)
+    x = random_binary((20, 10), seed=8)
+    cycled = randomised(MADE(10, [13], n_masks=3, dtype="float64", seed=6), seed=7)
+    cycled.use_mask(1)
+    copies = spy_on_sorted_networks(cycled)
+    few, enough = cycled.log_prob(x[:19]), cycled.log_prob(x)
+    assert copies == [1]   # for the 20 examples only: a sorted copy does not pay for 19
+    np.testing.assert_allclose(few, enough[:19], rtol=1e-12)
+    one_mask = randomised(MADE(10, [13], dtype="float64", seed=6), seed=7)
+    own = spy_on_sorted_networks(one_mask)
+    one_mask.log_prob(x[:1])
+    assert own == [0]      # a one-mask model's own layout is its staircase: nothing to copy
 
 
 def test_log_prob_of_observed_and_unobserved_parts_equal_the_reference():
