@@ -59,9 +59,10 @@ SHUFFLES = ("full", "ordering", "connectivity", "once")
 INITS = ("uniform", "orthogonal")
 FORMAT = "made-npz-1"
 MASK_CACHE_BYTES = 512 * 2 ** 20  # keep a cycle's masks when they fit in this much memory
-# Under a mask other than the model's own, evaluation sorts a copy of the weights first. That copy
-# costs about what the dense products of 500 examples cost more than the staircase's, whatever the
-# model's size (both scale with its weights), so smaller calls multiply densely (BENCHMARKS.md).
+# Under a mask of a cycle, evaluation sorts a copy of the weights first (a one-mask model's own
+# layout needs none). That copy costs about what the dense products of 500 examples cost more than
+# the staircase's, whatever the model's size (both scale with its weights), so smaller calls
+# multiply densely (BENCHMARKS.md).
 SORTED_COPY_PAYS_FROM = 500
 
 
@@ -621,9 +622,9 @@ class MADE:
         return self._networks["dense"]
 
     def _evaluation_network(self, n_examples):
-        """The network that evaluates n_examples under the current mask: the staircase under the
-        model's own mask, or under another for at least SORTED_COPY_PAYS_FROM examples (its sorted
-        copy of the weights then pays); dense products otherwise, and always on a GPU."""
+        """The network that evaluates n_examples under the current mask: the staircase of a one-mask
+        model (its own layout), or of a cycle's mask for at least SORTED_COPY_PAYS_FROM examples
+        (its sorted copy of the weights then pays); dense products otherwise, and always on a GPU."""
         if self.staircase_blocks and (self.fixed_mask or n_examples >= SORTED_COPY_PAYS_FROM):
             return self.sorted_network()
         return self.dense_network()
