@@ -2,6 +2,7 @@
 
     RUN/model.npz            the best model so far (what MADE.load, sample.py and evaluate.py read)
     RUN/checkpoint.npz       the latest state: model, optimizer, TrainingState, the run's settings
+                             (the two written together, after every --checkpoint-every epochs)
     RUN/metrics.json         written when the run finishes: the numbers, the history, the settings
     RUN/train.log            every line train.py printed
     RUN/learning_curve.png
