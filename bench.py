@@ -233,7 +233,8 @@ def run(quick, gpu):
     for n_masks in (1, 32):
         add(f"evaluate {n_in}-{one[0]}-{n_in}, batch 1000, {n_masks}-mask ensemble",
             evaluation_rate(eval_x, one, n_masks, gpu), "ex/s")
-    add(f"evaluate 10 examples under mask 1 of 32, {n_in}-{one[0]}-{n_in}", 1000 * small_call_time(x, one, 10, gpu), "ms")
+    add(f"evaluate 10 examples under mask 1 of 32, {n_in}-{one[0]}-{n_in}",
+        1000 * small_call_time(x, one, 10, gpu), "ms")
     for n in ((10, 50) if quick else (100, 1000)):
         for method in ("fast", "naive"):
             add(f"sample {n} ({method}), {n_in}-{one[0]}-{n_in}", sampling_time(n_in, one, n, method, gpu), "s")

@@ -374,9 +374,10 @@ def interrupted_message(args, epochs_done, saved_epoch, checkpoint_path):
     if saved_epoch == 0:
         return (f"interrupted during epoch {epochs_done + 1}, before any epoch was saved: nothing to resume; "
                 "run the same command again to start over")
-    again = "" if epochs_done == saved_epoch else (
-        f" (epoch {epochs_done} will be trained again)" if epochs_done == saved_epoch + 1 else
-        f" (epochs {saved_epoch + 1}–{epochs_done} will be trained again)")
+    again = ""
+    if epochs_done > saved_epoch:
+        lost = f"epoch {epochs_done}" if epochs_done == saved_epoch + 1 else f"epochs {saved_epoch + 1}–{epochs_done}"
+        again = f" ({lost} will be trained again)"
     return (f"interrupted during epoch {epochs_done + 1}; {checkpoint_path} holds epoch {saved_epoch}{again}: "
             f"continue with --resume --out {args.out}")
 

@@ -32,8 +32,8 @@ def validation_curve(log_path):
             match = EPOCH_LINE.match(line)
             if match:
                 curve[int(match[1])] = float(match[2])
-    epochs = np.array(sorted(curve), dtype=np.float64)
-    return epochs, np.array([curve[int(epoch)] for epoch in epochs])
+    epochs = sorted(curve)
+    return np.array(epochs, dtype=np.float64), np.array([curve[epoch] for epoch in epochs])
 
 
 def fit_power_law(epochs, valid):
