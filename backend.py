@@ -113,6 +113,7 @@ STREAMS = {
     "observed": (3,),             # --observe random:F                              (command's --seed)
     "examples": (4,),             # sample.py --complete: which examples to show    (command's --seed)
     "pattern_orderings": (),      # completion: the ordering of pattern g is [seed, g] (command's --seed)
+    "new_orderings": (5,),        # completions.py: random ordering k, never trained on (command's --seed)
 }
 
 

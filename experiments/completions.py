@@ -12,8 +12,11 @@ half first), so this measures how well a model generalises over orderings, which
 completion asks of it. Each mean ± standard error, and the paired
 difference to the first run, example by example (as in paired.py: a digit that is hard to
 complete is hard for every model, so the difference is known far better than either mean), go to
-OUT.json. The picture OUT: one test digit per row, the original, its top half (the rest gray),
-then --completions completions from each run in turn, in the order given.
+OUT.json. Beside them, what the whole digits cost, −log p(x) over the test set, under each of
+--orderings masks the model trained on and under as many random orderings it never trained on:
+the gap between the two is how much of what the model learned is tied to its training orderings.
+The picture OUT: one test digit per row, the original, its top half (the rest gray), then
+--completions completions from each run in turn, in the order given.
 """
 import argparse
 import json
@@ -32,6 +35,7 @@ import files  # noqa: E402
 import runs  # noqa: E402
 from ancestral import complete  # noqa: E402
 from autograd import log_mean_exp  # noqa: E402
+from made import sample_ordering  # noqa: E402
 from sample import image_side, save_grid  # noqa: E402
 
 
@@ -43,6 +47,26 @@ def completion_nll(model, x, observed, seeds):
     log_p = np.stack([backend.to_host(model.log_prob_unobserved(x, observed, seed=seed)).astype(np.float64)
                       for seed in seeds])
     return -log_mean_exp(log_p, axis=0)
+
+
+def nll_per_ordering(model, x, n_orderings, seed):
+    """Mean −log p(x) over the rows of x, one mask at a time: ({"trained": (K,), "new": (K,)}),
+    under masks 0…K−1 of the model's training cycle (its first K masks when it drew a fresh one
+    every minibatch) and under K random orderings no training mask had (stream "new_orderings")."""
+    x = backend.to_device(x, False, model.dtype)
+
+    def mean_nll():  # under the model's current mask
+        return -backend.to_host(model.log_prob(x)).astype(np.float64).mean()
+
+    trained, new = [], []
+    with model.keeping_mask():
+        for k in range(n_orderings):
+            model.use_mask(model.cycle_index(k))
+            trained.append(mean_nll())
+            new_ordering = sample_ordering(model.n_in, backend.random_generator(seed, "new_orderings", k))
+            model.use_ordering(new_ordering, seed=k)
+            new.append(mean_nll())
+    return {"trained": np.array(trained), "new": np.array(new)}
 
 
 def main(argv=None):
@@ -87,6 +111,12 @@ def main(argv=None):
             print(f"{run_dir}, {name.replace('_', ' ')}: −log p(x_U | x_O) = {score['completion_nll']:.2f} ± "
                   f"{score['stderr']:.2f} nats" + ("" if scores is first else
                   f"; {score['minus_first_run']:+.2f} ± {score['minus_first_run_stderr']:.2f} against the first run"))
+        per_ordering = nll_per_ordering(model, test, args.orderings, args.seed)
+        for name, nll in per_ordering.items():
+            entry[f"whole_digit_nll_{name}_orderings"] = {"mean": float(nll.mean()), "per_ordering": nll.tolist()}
+        print(f"{run_dir}: −log p(x) under {args.orderings} masks it trained on {per_ordering['trained'].mean():.2f}, "
+              f"under {args.orderings} orderings it never trained on {per_ordering['new'].mean():.2f} "
+              f"(range {per_ordering['new'].min():.2f}–{per_ordering['new'].max():.2f})")
         results.append(entry)
         tiles.append(complete(model, test[rows], observed[rows], n=args.completions, seed=args.seed))
 

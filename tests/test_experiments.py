@@ -71,6 +71,20 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
     assert np.isclose(second["3_orderings"]["completion_nll"], ensemble.mean())
     assert np.isclose(second["3_orderings"]["minus_first_run"],
                       second["3_orderings"]["completion_nll"] - first["3_orderings"]["completion_nll"])
+    # whole digits under masks 0, 1, 2 of its cycle, and under three orderings none of its masks has
+    from made import sample_ordering
+    trained, new = second["whole_digit_nll_trained_orderings"], second["whole_digit_nll_new_orderings"]
+    cycle_orderings = []
+    for k in range(3):
+        model.use_mask(k)
+        cycle_orderings.append(model.ordering.tolist())
+        assert np.isclose(trained["per_ordering"][k], -model.log_prob(test).astype(np.float64).mean())
+    for k in range(3):
+        ordering = sample_ordering(16, backend.random_generator(0, "new_orderings", k))
+        assert ordering.tolist() not in cycle_orderings
+        model.use_ordering(ordering, seed=k)
+        assert np.isclose(new["per_ordering"][k], -model.log_prob(test).astype(np.float64).mean())
+    assert np.isclose(new["mean"], np.mean(new["per_ordering"]))
 
 
 def test_projection_recovers_a_power_law_and_keeps_an_epoch_trained_again(tmp_path, capsys):
