@@ -69,59 +69,81 @@ def nll_per_ordering(model, x, n_orderings, seed):
     return {"trained": np.array(trained), "new": np.array(new)}
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description="Completions from the top half: runs side by side, with log p(x_U | x_O).")
     parser.add_argument("run_dirs", nargs="+", help="run folders of order-agnostic models on the same data set")
-    parser.add_argument("--out", required=True, help="the PNG to write; the numbers go beside it as .json")
+    parser.add_argument("--out", type=cli.path, required=True, help="the PNG to write; the numbers go beside it as .json")
     parser.add_argument("--observe", default="top", help="what is observed (as in sample.py; default: %(default)s)")
     parser.add_argument("--examples", type=cli.positive_int, default=10, help="test digits in the picture (default: %(default)s)")
     parser.add_argument("--completions", type=cli.positive_int, default=4, help="completions per digit and run (default: %(default)s)")
     parser.add_argument("--orderings", type=cli.positive_int, default=8,
-                        help="observed-first orderings in the ensemble, seeds SEED … SEED+K−1 (default: %(default)s)")
+                        help="observed-first orderings in the ensemble, seeds SEED … SEED+K−1, and as many masks "
+                             "trained on and orderings never trained on for the whole digits (default: %(default)s)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the orderings, digits and samples (default: 0)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def training_progress(run_dir):
+    """{"finished", "epochs_run", "best_epoch"} of a run: from its metrics.json once finished, else
+    from its checkpoint (whose best epoch is that of the model.npz written with it)."""
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as file:
+            metrics = json.load(file)
+        return {"finished": True, "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch")}
+    checkpoint = os.path.join(run_dir, "checkpoint.npz")
+    saved = files.read_json_array(files.read_npz(checkpoint, ["train_state"])["train_state"], checkpoint)
+    status = saved.get("status", {}) if isinstance(saved, dict) else {}
+    return {"finished": False, "epochs_run": status.get("epoch"), "best_epoch": status.get("best_epoch")}
+
+
+def score_run(run_dir, model, test, observed, args, first):
+    """The run's entry of OUT.json, printed as it goes: its completion scores (one ordering, and the
+    ensemble of --orderings), each paired with the first run's (`first`, None for the first run
+    itself), and its whole-digit NLL under orderings trained on and not. Returns (entry, scores)."""
+    entry = {"run": run_dir, "hidden_sizes": list(model.config.hidden_sizes), "masks": model.n_masks,
+             **training_progress(run_dir)}
+    print(f"{run_dir}: the model of epoch {entry['best_epoch']} of {entry['epochs_run']}"
+          f"{'' if entry['finished'] else ' (an unfinished run)'}")
+    scores = {"one_ordering": completion_nll(model, test, observed, [args.seed]),
+              f"{args.orderings}_orderings": completion_nll(model, test, observed,
+                                                            range(args.seed, args.seed + args.orderings))}
+    for name, nll in scores.items():
+        difference = nll - (scores if first is None else first)[name]
+        score = entry[name] = {"completion_nll": nll.mean(), "stderr": runs.standard_error(nll),
+                               "minus_first_run": difference.mean(),
+                               "minus_first_run_stderr": runs.standard_error(difference)}
+        print(f"{run_dir}, {name.replace('_', ' ')}: −log p(x_U | x_O) = {score['completion_nll']:.2f} ± "
+              f"{score['stderr']:.2f} nats" + ("" if first is None else
+              f"; {score['minus_first_run']:+.2f} ± {score['minus_first_run_stderr']:.2f} against the first run"))
+    per_ordering = nll_per_ordering(model, test, args.orderings, args.seed)
+    for name, nll in per_ordering.items():
+        entry[f"whole_digit_nll_{name}_orderings"] = {"mean": float(nll.mean()), "per_ordering": nll.tolist()}
+    print(f"{run_dir}: −log p(x) under {args.orderings} masks it trained on {per_ordering['trained'].mean():.2f}, "
+          f"under {args.orderings} orderings it never trained on {per_ordering['new'].mean():.2f} "
+          f"(range {per_ordering['new'].min():.2f}–{per_ordering['new'].max():.2f})")
+    return entry, scores
+
+
+def compare(args):
+    cli.check_output(args.out, "--out")  # before the minutes of work, not after
     loaded = [runs.load_run(run_dir, False) for run_dir in args.run_dirs]
     test = loaded[0][1]["test"]
     if any(splits["test"].shape != test.shape or not np.array_equal(splits["test"], test) for _, splits, _ in loaded):
-        sys.exit("completions.py: the runs were trained on different data sets")
+        raise data.DataError("the runs were trained on different data sets")
     observed = data.observed_mask(args.observe, test.shape, backend.random_generator(args.seed, "observed"))
     rows = np.sort(backend.random_generator(args.seed, "examples").permutation(len(test))[: args.examples])
 
     results, tiles = [], [test[rows][:, None], np.where(observed[rows], test[rows], 0.5)[:, None]]
     first = None  # the first run's scores, which the others are compared with
     for run_dir, (model, _, _) in zip(args.run_dirs, loaded):
-        metrics_path = os.path.join(run_dir, "metrics.json")
-        epochs = None  # (an unfinished run has no metrics.json yet)
-        if os.path.exists(metrics_path):
-            with open(metrics_path) as file:
-                epochs = json.load(file).get("epochs_run")
-        entry = {"run": run_dir, "hidden_sizes": list(model.config.hidden_sizes), "masks": model.n_masks,
-                 "epochs_run": epochs}
-        scores = {"one_ordering": completion_nll(model, test, observed, [args.seed]),
-                  f"{args.orderings}_orderings": completion_nll(model, test, observed,
-                                                                range(args.seed, args.seed + args.orderings))}
+        entry, scores = score_run(run_dir, model, test, observed, args, first)
         if first is None:
             first = scores
-        for name, nll in scores.items():
-            difference = nll - first[name]
-            score = entry[name] = {"completion_nll": nll.mean(), "stderr": runs.standard_error(nll),
-                                   "minus_first_run": difference.mean(),
-                                   "minus_first_run_stderr": runs.standard_error(difference)}
-            print(f"{run_dir}, {name.replace('_', ' ')}: −log p(x_U | x_O) = {score['completion_nll']:.2f} ± "
-                  f"{score['stderr']:.2f} nats" + ("" if scores is first else
-                  f"; {score['minus_first_run']:+.2f} ± {score['minus_first_run_stderr']:.2f} against the first run"))
-        per_ordering = nll_per_ordering(model, test, args.orderings, args.seed)
-        for name, nll in per_ordering.items():
-            entry[f"whole_digit_nll_{name}_orderings"] = {"mean": float(nll.mean()), "per_ordering": nll.tolist()}
-        print(f"{run_dir}: −log p(x) under {args.orderings} masks it trained on {per_ordering['trained'].mean():.2f}, "
-              f"under {args.orderings} orderings it never trained on {per_ordering['new'].mean():.2f} "
-              f"(range {per_ordering['new'].min():.2f}–{per_ordering['new'].max():.2f})")
         results.append(entry)
         tiles.append(complete(model, test[rows], observed[rows], n=args.completions, seed=args.seed))
 
-    side = image_side(test.shape[1])
-    save_grid(args.out, np.concatenate(tiles, axis=1), side)
+    save_grid(args.out, np.concatenate(tiles, axis=1), image_side(test.shape[1]))
     summary = {"observe": args.observe, "test_examples": len(test), "orderings": args.orderings,
                "observed_values_per_example": float(observed.sum(1).mean()), "seed": args.seed,
                "picture": "each row: original, observed part (rest gray), then "
@@ -131,5 +153,10 @@ def main(argv=None):
     print(f"wrote {args.out} and {os.path.splitext(args.out)[0]}.json")
 
 
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return cli.run_command("completions.py", False, lambda: compare(args), user_errors=(runs.RunError,))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -53,13 +53,18 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
         runs.append(str(tmp_path / f"run{hidden}"))
         assert train.main(["--dataset", path, "--hidden", str(hidden), "--masks", "4", "--epochs", "2",
                            "--out", runs[-1]]) == 0
+    # the second run as if still training: no metrics.json, so its progress comes from its checkpoint
+    with open(os.path.join(runs[1], "metrics.json")) as file:
+        best_epoch = json.load(file)["best_epoch"]
+    os.remove(os.path.join(runs[1], "metrics.json"))
     out = str(tmp_path / "completions_top.png")
-    load("completions").main(runs + ["--out", out, "--examples", "3", "--completions", "2", "--orderings", "3"])
+    assert load("completions").main(runs + ["--out", out, "--examples", "3", "--completions", "2", "--orderings", "3"]) == 0
     with open(out[:-4] + ".json") as file:
         summary = json.load(file)
     assert os.path.exists(out) and summary["test_examples"] == 30 and summary["observed_values_per_example"] == 8
     first, second = summary["runs"]
-    assert first["one_ordering"]["minus_first_run"] == 0 and first["epochs_run"] == 2
+    assert (second["finished"], second["epochs_run"], second["best_epoch"]) == (False, 2, best_epoch)
+    assert first["one_ordering"]["minus_first_run"] == 0 and first["epochs_run"] == 2 and first["finished"]
     # the second run's numbers, computed here directly: one ordering (seed 0), and the average in
     # probability over the orderings of seeds 0, 1, 2
     model, splits, _ = load_run(runs[1], False)
@@ -85,6 +90,15 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
         model.use_ordering(ordering, seed=k)
         assert np.isclose(new["per_ordering"][k], -model.log_prob(test).astype(np.float64).mean())
     assert np.isclose(new["mean"], np.mean(new["per_ordering"]))
+
+
+def test_completions_refuses_an_output_folder_that_does_not_exist_before_any_work(tmp_path, capsys):
+    missing = tmp_path / "no_such_folder" / "completions_top.png"
+    # the run folders do not exist either: the output is checked first, before any loading
+    assert load("completions").main([str(tmp_path / "no_run"), "--out", str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert "--out" in error and "does not exist" in error and "Traceback" not in error
+    assert not os.path.exists(missing.parent)
 
 
 def test_projection_recovers_a_power_law_and_keeps_an_epoch_trained_again(tmp_path, capsys):
