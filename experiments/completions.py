@@ -14,7 +14,8 @@ difference to the first run, example by example (as in paired.py: a digit that i
 complete is hard for every model, so the difference is known far better than either mean), go to
 OUT.json. Beside them, what the whole digits cost, −log p(x) over the test set, under each of
 --orderings masks the model trained on and under as many random orderings it never trained on:
-the gap between the two is how much of what the model learned is tied to its training orderings.
+the gap between the two is how much of what the model learned is tied to its training orderings;
+and under the observed-first orderings themselves (log p(x_O) + log p(x_U | x_O), one at a time).
 The picture OUT: one test digit per row, the original, its top half (the rest gray), then
 --completions completions from each run in turn, in the order given.
 """
@@ -49,24 +50,28 @@ def completion_nll(model, x, observed, seeds):
     return -log_mean_exp(log_p, axis=0)
 
 
-def nll_per_ordering(model, x, n_orderings, seed):
-    """Mean −log p(x) over the rows of x, one mask at a time: ({"trained": (K,), "new": (K,)}),
-    under masks 0…K−1 of the model's training cycle (its first K masks when it drew a fresh one
-    every minibatch) and under K random orderings no training mask had (stream "new_orderings")."""
+def nll_per_ordering(model, x, observed, n_orderings, seed):
+    """Mean −log p(x) over the rows of x, one ordering at a time, (K,) each, under
+    "trained": masks 0…K−1 of the model's training cycle (its first K masks when it drew a fresh
+               one every minibatch);
+    "new": K random orderings no training mask had (stream "new_orderings");
+    "observed_first": the K observed-first orderings of the completions, log p(x_O) + log p(x_U | x_O)."""
     x = backend.to_device(x, False, model.dtype)
 
-    def mean_nll():  # under the model's current mask
-        return -backend.to_host(model.log_prob(x)).astype(np.float64).mean()
+    def mean_nll(log_p):
+        return -backend.to_host(log_p).astype(np.float64).mean()
 
-    trained, new = [], []
+    nll = {"trained": [], "new": [], "observed_first": []}
     with model.keeping_mask():
         for k in range(n_orderings):
             model.use_mask(model.cycle_index(k))
-            trained.append(mean_nll())
+            nll["trained"].append(mean_nll(model.log_prob(x)))
             new_ordering = sample_ordering(model.n_in, backend.random_generator(seed, "new_orderings", k))
             model.use_ordering(new_ordering, seed=k)
-            new.append(mean_nll())
-    return {"trained": np.array(trained), "new": np.array(new)}
+            nll["new"].append(mean_nll(model.log_prob(x)))
+            nll["observed_first"].append(mean_nll(model.log_prob_observed(x, observed, seed=seed + k) +
+                                                  model.log_prob_unobserved(x, observed, seed=seed + k)))
+    return {name: np.array(values) for name, values in nll.items()}
 
 
 def build_parser():
@@ -116,12 +121,13 @@ def score_run(run_dir, model, test, observed, args, first):
         print(f"{run_dir}, {name.replace('_', ' ')}: −log p(x_U | x_O) = {score['completion_nll']:.2f} ± "
               f"{score['stderr']:.2f} nats" + ("" if first is None else
               f"; {score['minus_first_run']:+.2f} ± {score['minus_first_run_stderr']:.2f} against the first run"))
-    per_ordering = nll_per_ordering(model, test, args.orderings, args.seed)
+    per_ordering = nll_per_ordering(model, test, observed, args.orderings, args.seed)
     for name, nll in per_ordering.items():
         entry[f"whole_digit_nll_{name}_orderings"] = {"mean": float(nll.mean()), "per_ordering": nll.tolist()}
-    print(f"{run_dir}: −log p(x) under {args.orderings} masks it trained on {per_ordering['trained'].mean():.2f}, "
-          f"under {args.orderings} orderings it never trained on {per_ordering['new'].mean():.2f} "
-          f"(range {per_ordering['new'].min():.2f}–{per_ordering['new'].max():.2f})")
+    print(f"{run_dir}: −log p(x), mean of {args.orderings} orderings: {per_ordering['trained'].mean():.2f} under masks "
+          f"it trained on, {per_ordering['new'].mean():.2f} under random orderings it never trained on "
+          f"(range {per_ordering['new'].min():.2f}–{per_ordering['new'].max():.2f}), "
+          f"{per_ordering['observed_first'].mean():.2f} under the observed-first orderings")
     return entry, scores
 
 

@@ -77,6 +77,7 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
     assert np.isclose(second["3_orderings"]["minus_first_run"],
                       second["3_orderings"]["completion_nll"] - first["3_orderings"]["completion_nll"])
     # whole digits under masks 0, 1, 2 of its cycle, and under three orderings none of its masks has
+    import made
     from made import sample_ordering
     trained, new = second["whole_digit_nll_trained_orderings"], second["whole_digit_nll_new_orderings"]
     cycle_orderings = []
@@ -90,6 +91,12 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
         model.use_ordering(ordering, seed=k)
         assert np.isclose(new["per_ordering"][k], -model.log_prob(test).astype(np.float64).mean())
     assert np.isclose(new["mean"], np.mean(new["per_ordering"]))
+    # and under the completions' observed-first orderings, the two parts summed: the whole digit
+    observed_first = second["whole_digit_nll_observed_first_orderings"]["per_ordering"]
+    for seed in range(3):
+        model.use_ordering(made.observed_first_ordering(observed[0], backend.random_generator(seed, "pattern_orderings", 0)),
+                           seed=seed)
+        assert np.isclose(observed_first[seed], -model.log_prob(test).astype(np.float64).mean())
 
 
 def test_completions_refuses_an_output_folder_that_does_not_exist_before_any_work(tmp_path, capsys):
