@@ -51,9 +51,9 @@ def completion_nll(model, x, observed, seeds):
 
 
 def nll_per_ordering(model, x, observed, n_orderings, seed):
-    """Mean −log p(x) over the rows of x, one ordering at a time, (K,) each, under
-    "trained": masks 0…K−1 of the model's training cycle (its first K masks when it drew a fresh
-               one every minibatch);
+    """Mean −log p(x) over the rows of x, one ordering at a time, (K,) each (fewer where noted), under
+    "trained": masks 0…K−1 of the model's training cycle (all of them when it has fewer than K; its
+               first K masks when it drew a fresh one every minibatch);
     "new": K random orderings no training mask had (stream "new_orderings");
     "observed_first": the K observed-first orderings of the completions, log p(x_O) + log p(x_U | x_O)."""
     x = backend.to_device(x, False, model.dtype)
@@ -62,10 +62,12 @@ def nll_per_ordering(model, x, observed, n_orderings, seed):
         return -backend.to_host(log_p).astype(np.float64).mean()
 
     nll = {"trained": [], "new": [], "observed_first": []}
+    distinct = model.distinct_masks  # (None: a fresh mask every minibatch, no end to them)
     with model.keeping_mask():
-        for k in range(n_orderings):
-            model.use_mask(model.cycle_index(k))
+        for k in range(n_orderings if distinct is None else min(n_orderings, distinct)):
+            model.use_mask(k)
             nll["trained"].append(mean_nll(model.log_prob(x)))
+        for k in range(n_orderings):
             new_ordering = sample_ordering(model.n_in, backend.random_generator(seed, "new_orderings", k))
             model.use_ordering(new_ordering, seed=k)
             nll["new"].append(mean_nll(model.log_prob(x)))
@@ -81,7 +83,7 @@ def build_parser():
     parser.add_argument("--observe", default="top", help="what is observed (as in sample.py; default: %(default)s)")
     parser.add_argument("--examples", type=cli.positive_int, default=10, help="test digits in the picture (default: %(default)s)")
     parser.add_argument("--completions", type=cli.positive_int, default=4, help="completions per digit and run (default: %(default)s)")
-    parser.add_argument("--orderings", type=cli.positive_int, default=8,
+    parser.add_argument("--orderings", type=cli.ensemble_size, default=8,
                         help="observed-first orderings in the ensemble, seeds SEED … SEED+K−1, and as many masks "
                              "trained on and orderings never trained on for the whole digits (default: %(default)s)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the orderings, digits and samples (default: 0)")
@@ -124,10 +126,11 @@ def score_run(run_dir, model, test, observed, args, first):
     per_ordering = nll_per_ordering(model, test, observed, args.orderings, args.seed)
     for name, nll in per_ordering.items():
         entry[f"whole_digit_nll_{name}_orderings"] = {"mean": float(nll.mean()), "per_ordering": nll.tolist()}
-    print(f"{run_dir}: −log p(x), mean of {args.orderings} orderings: {per_ordering['trained'].mean():.2f} under masks "
-          f"it trained on, {per_ordering['new'].mean():.2f} under random orderings it never trained on "
+    print(f"{run_dir}: −log p(x), mean over orderings: {per_ordering['trained'].mean():.2f} under "
+          f"{len(per_ordering['trained'])} masks it trained on, {per_ordering['new'].mean():.2f} under "
+          f"{args.orderings} random orderings it never trained on "
           f"(range {per_ordering['new'].min():.2f}–{per_ordering['new'].max():.2f}), "
-          f"{per_ordering['observed_first'].mean():.2f} under the observed-first orderings")
+          f"{per_ordering['observed_first'].mean():.2f} under the {args.orderings} observed-first orderings")
     return entry, scores
 
 

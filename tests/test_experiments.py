@@ -5,8 +5,14 @@ import importlib.util
 import json
 import os
 
+import numpy as np
+
+import backend
+import data
 import train
 from conftest import ROOT
+from made import observed_first_ordering, sample_ordering
+from runs import load_run
 
 
 def load(name):
@@ -40,10 +46,6 @@ def test_table_names_the_machine_a_row_ran_on():
 
 
 def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
-    import numpy as np
-    import backend
-    import data
-    from runs import load_run
     rng = np.random.default_rng(0)
     path = str(tmp_path / "squares.npz")
     np.savez(path, **{f"{split}_data": (rng.random((n, 16)) < 0.3).astype(np.float32)
@@ -58,45 +60,51 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
         best_epoch = json.load(file)["best_epoch"]
     os.remove(os.path.join(runs[1], "metrics.json"))
     out = str(tmp_path / "completions_top.png")
-    assert load("completions").main(runs + ["--out", out, "--examples", "3", "--completions", "2", "--orderings", "3"]) == 0
+    K = 5  # orderings: one more than the runs' cycles of 4 masks
+    assert load("completions").main(runs + ["--out", out, "--examples", "3", "--completions", "2",
+                                            "--orderings", str(K)]) == 0
     with open(out[:-4] + ".json") as file:
         summary = json.load(file)
     assert os.path.exists(out) and summary["test_examples"] == 30 and summary["observed_values_per_example"] == 8
     first, second = summary["runs"]
     assert (second["finished"], second["epochs_run"], second["best_epoch"]) == (False, 2, best_epoch)
     assert first["one_ordering"]["minus_first_run"] == 0 and first["epochs_run"] == 2 and first["finished"]
+
     # the second run's numbers, computed here directly: one ordering (seed 0), and the average in
-    # probability over the orderings of seeds 0, 1, 2
+    # probability over the orderings of seeds 0 … K−1
     model, splits, _ = load_run(runs[1], False)
     test = backend.to_device(splits["test"], False, model.dtype)
     observed = data.observed_mask("top", test.shape, backend.random_generator(0, "observed"))
-    log_p = np.stack([model.log_prob_unobserved(test, observed, seed=seed).astype(np.float64) for seed in range(3)])
+    log_p = np.stack([model.log_prob_unobserved(test, observed, seed=seed).astype(np.float64) for seed in range(K)])
     assert np.isclose(second["one_ordering"]["completion_nll"], -log_p[0].mean())
-    ensemble = -(np.logaddexp.reduce(log_p, axis=0) - np.log(3))
-    assert np.isclose(second["3_orderings"]["completion_nll"], ensemble.mean())
-    assert np.isclose(second["3_orderings"]["minus_first_run"],
-                      second["3_orderings"]["completion_nll"] - first["3_orderings"]["completion_nll"])
-    # whole digits under masks 0, 1, 2 of its cycle, and under three orderings none of its masks has
-    import made
-    from made import sample_ordering
+    ensemble = -(np.logaddexp.reduce(log_p, axis=0) - np.log(K))
+    assert np.isclose(second[f"{K}_orderings"]["completion_nll"], ensemble.mean())
+    assert np.isclose(second[f"{K}_orderings"]["minus_first_run"],
+                      second[f"{K}_orderings"]["completion_nll"] - first[f"{K}_orderings"]["completion_nll"])
+
+    def mean_nll():
+        return -model.log_prob(test).astype(np.float64).mean()
+
+    # whole digits under each of the 4 masks of its cycle (not K: there are no more), under K
+    # orderings none of its masks has, and under the completions' observed-first orderings
     trained, new = second["whole_digit_nll_trained_orderings"], second["whole_digit_nll_new_orderings"]
+    assert len(trained["per_ordering"]) == 4 and len(new["per_ordering"]) == K
     cycle_orderings = []
-    for k in range(3):
+    for k in range(4):
         model.use_mask(k)
         cycle_orderings.append(model.ordering.tolist())
-        assert np.isclose(trained["per_ordering"][k], -model.log_prob(test).astype(np.float64).mean())
-    for k in range(3):
+        assert np.isclose(trained["per_ordering"][k], mean_nll())
+    for k in range(K):
         ordering = sample_ordering(16, backend.random_generator(0, "new_orderings", k))
         assert ordering.tolist() not in cycle_orderings
         model.use_ordering(ordering, seed=k)
-        assert np.isclose(new["per_ordering"][k], -model.log_prob(test).astype(np.float64).mean())
+        assert np.isclose(new["per_ordering"][k], mean_nll())
     assert np.isclose(new["mean"], np.mean(new["per_ordering"]))
-    # and under the completions' observed-first orderings, the two parts summed: the whole digit
     observed_first = second["whole_digit_nll_observed_first_orderings"]["per_ordering"]
-    for seed in range(3):
-        model.use_ordering(made.observed_first_ordering(observed[0], backend.random_generator(seed, "pattern_orderings", 0)),
+    for seed in range(K):
+        model.use_ordering(observed_first_ordering(observed[0], backend.random_generator(seed, "pattern_orderings", 0)),
                            seed=seed)
-        assert np.isclose(observed_first[seed], -model.log_prob(test).astype(np.float64).mean())
+        assert np.isclose(observed_first[seed], mean_nll())
 
 
 def test_completions_refuses_an_output_folder_that_does_not_exist_before_any_work(tmp_path, capsys):
