@@ -2,7 +2,7 @@
 completion log-likelihood as a number beside the picture.
 
     python experiments/completions.py runs/mnist_8000_32masks runs/mnist_500_32masks_direct_adam \
-        --out results/mnist_8000_32masks/completions_top.png
+        runs/mnist_500_infinite_masks_adam --out results/mnist_8000_32masks/completions_top.png
 
 For every run, over the whole test set: log p(x_U | x_O), the unobserved bottom half given the
 observed top half, under an ordering that puts the top half first (MADE.log_prob_unobserved; the
