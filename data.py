@@ -10,7 +10,6 @@ Every set, named or yours, must be 2-D, finite, 0/1 only and of one width in all
 else is refused with a DataError naming the file, the split and the first bad row and column.
 """
 import hashlib
-import io
 import os
 import urllib.request
 

@@ -79,6 +79,7 @@ def add_data_and_model_flags(add):
     add("--init", choices=INITS, default="uniform", help="weight initialisation (default: %(default)s, Glorot's range)")
     add("--ordering", choices=("random", "natural"), default="random", help="ordering of the first mask (default: %(default)s)")
 
+
 def add_training_flags(add):
     add("--masks", type=cli.non_negative_int, default=1,
         help="masks in the training cycle, resampled after every minibatch; 1: one fixed mask; "
@@ -106,6 +107,7 @@ def add_training_flags(add):
         help="stop after this many epochs without a better validation NLL (the paper's look-ahead; default: %(default)s)")
     add("--eval-batch-size", type=cli.positive_int, default=1000,
         help="examples per evaluation batch (default: %(default)s); may change on --resume")
+
 
 def add_run_flags(add):
     add("--dtype", choices=("float32", "float64"), default="float32",

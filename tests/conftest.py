@@ -8,8 +8,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import data  # noqa: E402
-
 
 def random_binary(shape, seed=0, p=0.5):
     return (np.random.default_rng(seed).random(shape) < p).astype(np.float64)

@@ -24,12 +24,12 @@ def load(name):
 
 def test_every_search_point_is_a_distinct_command_that_train_accepts():
     search = load("search")
-    for row, (data, grids) in search.ROWS.items():
-        commands = [tuple(search.flags_of(data, choice)) for choice in search.points(grids)]
+    for row, (dataset, grids) in search.ROWS.items():
+        commands = [tuple(search.flags_of(dataset, choice)) for choice in search.points(grids)]
         assert len(commands) == len(set(commands)), f"{row}: two grid points give the same command"
         for flags in commands:
             args = train.parse_args(list(flags) + ["--out", os.path.join(ROOT, "runs", "unused")])
-            assert args.dataset == data
+            assert args.dataset == dataset
 
 
 def test_every_table_row_has_its_script():

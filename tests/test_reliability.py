@@ -8,12 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 
 import numpy as np
 import pytest
 
-import backend
 import files
 import data
 import evaluate

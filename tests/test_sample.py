@@ -1,7 +1,6 @@
 """Mask cycling, ensembles, the fast and naive samplers, completion, and the sample/evaluate CLIs."""
 import itertools
 import math
-import os
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import runs
 import ancestral
 import sample as sampling
 from conftest import random_binary
-from made import MADE, input_degrees
+from made import MADE
 
 
 def randomised(model, seed=0, scale=1.0):
