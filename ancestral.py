@@ -18,7 +18,7 @@ import numpy as np
 
 import backend
 from autograd import ACTIVATIONS
-from made import group_by_pattern, observed_first_ordering
+from made import group_by_pattern
 
 
 def sample_naive(model, uniforms, given=None, n_given=0):
@@ -120,9 +120,10 @@ def complete(model, x, observed, n=1, seed=0, method="fast"):
     """n completions of each row of x: observed values kept, the rest drawn from p(x_U | x_O).
 
     x: (N, D) 0/1; observed: (N, D) or (D,) booleans. Each observation pattern gets an ordering
-    with its observed variables first (hidden degrees drawn as usual), so their conditionals need
+    with its observed variables first (MADE.use_observed_first), so their conditionals need
     nothing unobserved and the rest is ordinary ancestral sampling. Exact under that ordering's
-    model, which is only a good model when it was trained with ordering sampling (--masks ≠ 1).
+    model, which is a good model only when the model trained on such orderings: over many orderings
+    (--masks ≠ 1), or on one that already puts the observed first (a raster ordering and a top half).
     Returns (N, n, D); the current mask is restored afterwards.
     """
     x_host = np.asarray(backend.to_host(x), dtype=np.float64)
@@ -132,8 +133,7 @@ def complete(model, x, observed, n=1, seed=0, method="fast"):
     result = np.empty((x_host.shape[0], n, x_host.shape[1]), dtype=np.float32)
     with model.keeping_mask():
         for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
-            ordering = observed_first_ordering(pattern, backend.random_generator(seed, "pattern_orderings", group))
-            model.use_ordering(ordering, seed)
+            model.use_observed_first(pattern, seed, group)
             given = np.repeat(x_host[rows], n, axis=0)
             uniforms = backend.to_device(rng.random(given.shape), model.gpu, model.dtype)
             filled = sampler(model, uniforms, backend.to_device(given, model.gpu), int(pattern.sum()))

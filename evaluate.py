@@ -19,7 +19,7 @@ import cli
 import data
 import files
 import runs
-from made import trained_on_one_ordering
+from made import completes_in_own_ordering
 
 
 def build_parser():
@@ -62,9 +62,9 @@ def report(args):
     x = backend.to_device(splits[args.split], args.gpu, model.dtype)
     if args.observe:
         observed = data.observed_mask(args.observe, x.shape, backend.random_generator(args.seed, "observed"))
-        if trained_on_one_ordering(model):
-            print("evaluate.py: warning: the model was trained on one ordering; log p(x_O) under an "
-                  "ordering with the observed values first is outside what it learned", file=sys.stderr)
+        if not completes_in_own_ordering(model, observed):
+            print("evaluate.py: warning: the model was trained on one ordering, which does not put the "
+                  "observed values first; the orderings that do are outside what it learned", file=sys.stderr)
         score = model.log_prob_unobserved if args.complete else model.log_prob_observed
         log_p = score(x, observed, seed=args.seed, batch_size=args.batch_size)
         what = (f"{'log p(x_U | x_O)' if args.complete else 'log p(x_O)'} with --observe {args.observe} "

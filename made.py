@@ -194,6 +194,22 @@ def trained_on_one_ordering(model):
     return model.n_masks == 1 or model.shuffle in ("connectivity", "once")
 
 
+def puts_first(ordering, pattern):
+    """Whether `ordering` lists every observed variable (pattern: (D,) bool) before any other."""
+    return bool(np.all(pattern[np.asarray(ordering)[:int(pattern.sum())]]))
+
+
+def completes_in_own_ordering(model, observed):
+    """Whether each observation pattern in `observed` ((N, D) or (D,) bool) comes first in an ordering
+    the model trained on: always for a model trained over orderings, and for a model of one ordering
+    when that ordering puts every pattern's observed values first (a raster ordering and a top half)."""
+    if not trained_on_one_ordering(model):
+        return True
+    ordering = mask_spec(model.config, 0)[0]
+    observed = np.asarray(observed, dtype=bool).reshape(-1, model.n_in)
+    return all(puts_first(ordering, pattern) for pattern, _ in group_by_pattern(observed))
+
+
 def group_by_pattern(observed):
     """[(pattern (D,), row indices)] for each distinct row of a boolean (N, D) array, in first-seen order."""
     patterns, first, inverse = np.unique(observed, axis=0, return_index=True, return_inverse=True)
@@ -489,6 +505,19 @@ class MADE:
         rng = backend.random_generator(self.seed, "custom_masks", int(seed))
         self._set_mask(None, ordering, sample_hidden_degrees(self.n_in, self.hidden_sizes, rng))
 
+    def use_observed_first(self, pattern, seed=0, group=0):
+        """A mask whose ordering puts the observed variables (pattern: (D,) bool) first, as completion
+        and log p(x_O) need. A model of one ordering that already does so keeps it (under mask `seed`
+        of its cycle, when the connectivity was resampled): that is what it learned. Any other model
+        gets observed_first_ordering drawn from [seed, group] (stream "pattern_orderings"), with
+        hidden degrees from `seed`: the observed in random order, then the rest."""
+        pattern = np.asarray(pattern, dtype=bool)
+        if trained_on_one_ordering(self) and puts_first(mask_spec(self.config, 0)[0], pattern):
+            self.use_mask(self.cycle_index(seed))
+        else:
+            rng = backend.random_generator(seed, "pattern_orderings", group)
+            self.use_ordering(observed_first_ordering(pattern, rng), seed)
+
     def next_mask(self):
         """Advance to the next mask of the cycle (called after every minibatch when training over masks)."""
         if self.distinct_masks != 1:  # (under a custom ordering, back to mask 0 of the cycle)
@@ -694,8 +723,8 @@ class MADE:
     def log_prob_observed(self, x, observed, seed=0, batch_size=1000):
         """log p(x_O) of the observed values alone, (N,): exact under an ordering that puts the
         observed variables first (their conditionals then involve nothing unobserved), summed over
-        their positions. observed: (N, D) or (D,) booleans. One ordering per distinct pattern,
-        drawn from `seed`; the current mask is restored afterwards."""
+        their positions. observed: (N, D) or (D,) booleans. One ordering per distinct pattern
+        (use_observed_first, from `seed`); the current mask is restored afterwards."""
         return self._log_prob_in_two_parts(x, observed, seed, batch_size, first_part=True)
 
     def log_prob_unobserved(self, x, observed, seed=0, batch_size=1000):
@@ -712,8 +741,7 @@ class MADE:
         result = self.xp.zeros(x.shape[0], dtype=self.dtype)
         with self.keeping_mask():
             for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
-                rng = backend.random_generator(seed, "pattern_orderings", group)
-                self.use_ordering(observed_first_ordering(pattern, rng), seed)
+                self.use_observed_first(pattern, seed, group)
                 network, rows = self.sorted_network(), self.xp.asarray(rows)
                 n_observed = int(pattern.sum())  # the observed come first in the sorted layout
                 columns = slice(None, n_observed) if first_part else slice(n_observed, None)

@@ -21,7 +21,7 @@ import data
 import files
 import runs
 from ancestral import complete, sample  # noqa: F401  (also the public API: from sample import sample)
-from made import trained_on_one_ordering
+from made import completes_in_own_ordering
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,10 +152,10 @@ def run_completion(args, model, splits, out):
     rows = backend.random_generator(args.seed, "examples").permutation(len(splits[args.split]))[: args.examples]
     x = splits[args.split][np.sort(rows)]  # spread over the split: its first rows can be one class
     observed = data.observed_mask(args.observe, x.shape, backend.random_generator(args.seed, "observed"))
-    if trained_on_one_ordering(model):
-        print("sample.py: warning: this model was trained on one ordering; completion uses orderings with "
-              "the observed values first, which it never trained on: expect poor completions "
-              "(train with --masks 32 or --masks 0 and --shuffle full or ordering)", file=sys.stderr)
+    if not completes_in_own_ordering(model, observed):
+        print("sample.py: warning: this model was trained on one ordering, which does not put the observed "
+              "values first; completion uses orderings that do, which it never trained on: expect poor "
+              "completions (train with --masks 32 or --masks 0 and --shuffle full or ordering)", file=sys.stderr)
     filled = complete(model, x, observed, n=args.completions, seed=args.seed, method="naive" if args.naive else "fast")
     shown_observed = np.where(observed, x, 0.5)  # unobserved pixels gray
     write_outputs(out, filled, lambda: np.concatenate([x[:, None], shown_observed[:, None], filled], axis=1),

@@ -7,9 +7,10 @@ completion log-likelihood as a number beside the picture.
 For every run, over the whole test set: log p(x_U | x_O), the unobserved bottom half given the
 observed top half, under an ordering that puts the top half first (MADE.log_prob_unobserved; the
 same ordering and connectivity seed for every run), and under an ensemble of --orderings such
-orderings. Such orderings were never trained on (no mask of a training cycle puts a whole image
-half first), so this measures how well a model generalises over orderings, which is what
-completion asks of it. Each mean ± standard error, and the paired
+orderings. An order-agnostic model never trained on such orderings (no mask of a training cycle
+puts a whole image half first), so for it this measures how well it generalises over orderings,
+which is what completion asks of it; a model of one ordering that puts the top half first
+(--ordering natural) is scored under its own ordering (MADE.use_observed_first). Each mean ± standard error, and the paired
 difference to the first run, example by example (as in paired.py: a digit that is hard to
 complete is hard for every model, so the difference is known far better than either mean), go to
 OUT.json. Beside them, what the whole digits cost, −log p(x) over the test set, under each of
@@ -78,7 +79,8 @@ def nll_per_ordering(model, x, observed, n_orderings, seed):
 
 def build_parser():
     parser = argparse.ArgumentParser(description="Completions from the top half: runs side by side, with log p(x_U | x_O).")
-    parser.add_argument("run_dirs", nargs="+", help="run folders of order-agnostic models on the same data set")
+    parser.add_argument("run_dirs", nargs="+", help="run folders of models on the same data set: order-agnostic "
+                        "ones, or of one ordering that puts the observed values first")
     parser.add_argument("--out", type=cli.path, required=True, help="the PNG to write; the numbers go beside it as .json")
     parser.add_argument("--observe", default="top", help="what is observed (as in sample.py; default: %(default)s)")
     parser.add_argument("--examples", type=cli.positive_int, default=10, help="test digits in the picture (default: %(default)s)")

@@ -10,7 +10,8 @@ import runs
 import ancestral
 import sample as sampling
 from conftest import random_binary
-from made import MADE
+from autograd import bernoulli_nll
+from made import MADE, completes_in_own_ordering
 
 
 def randomised(model, seed=0, scale=1.0):
@@ -178,6 +179,42 @@ def test_completion_matches_the_exact_conditional():
     assert math.isclose(log_marginal, math.log(joint.sum()), rel_tol=1e-12)
 
 
+def test_a_model_of_one_ordering_that_puts_the_observed_first_completes_under_it():
+    # the raster ordering with the first 3 variables observed: the model's own ordering serves
+    model = randomised(MADE(7, [20, 20], direct=True, ordering="natural", dtype="float64", seed=40), seed=41, scale=1.5)
+    observed = np.arange(7) < 3
+    assert completes_in_own_ordering(model, observed) and not completes_in_own_ordering(model, ~observed)
+    x = random_binary((9, 7), seed=42)
+    own = model.log_prob(x)
+    log_observed, log_unobserved = model.log_prob_observed(x, observed), model.log_prob_unobserved(x, observed)
+    np.testing.assert_allclose(log_observed + log_unobserved, own, rtol=1e-12)
+    logits = model.forward(x)
+    np.testing.assert_allclose(log_unobserved, -bernoulli_nll(logits[:, 3:], x[:, 3:]), rtol=1e-12)
+    # completions are drawn from the model's own p(x_U | x_O)
+    x = np.array([[1, 0, 1, 0, 0, 1, 0]], dtype=np.float64)
+    filled = ancestral.complete(model, x, observed, n=20000, seed=43)[0]
+    states = all_states(7)
+    consistent = states[np.all(states[:, observed] == x[0, observed], axis=1)]
+    exact = np.exp(model.log_prob(consistent))
+    exact /= exact.sum()
+    index = {tuple(s): i for i, s in enumerate(consistent)}
+    empirical = np.bincount([index[tuple(row)] for row in filled], minlength=len(exact)) / 20000
+    assert 0.5 * np.abs(empirical - exact).sum() < total_variation_bound(exact, 20000)
+
+
+def test_a_connectivity_agnostic_model_completes_under_its_own_ordering_and_mask_seed():
+    model = randomised(MADE(10, [15], n_masks=4, shuffle="connectivity", ordering="natural", seed=44), seed=45)
+    x = random_binary((6, 10), seed=46)
+    observed = np.arange(10) < 4
+    log_p = model.log_prob_observed(x, observed, seed=2) + model.log_prob_unobserved(x, observed, seed=2)
+    model.use_mask(2)
+    np.testing.assert_allclose(log_p, model.log_prob(x), rtol=1e-5)
+    # a pattern its ordering does not put first: an observed-first ordering outside its cycle
+    assert not completes_in_own_ordering(model, ~observed)
+    log_p = model.log_prob_observed(x, ~observed, seed=2) + model.log_prob_unobserved(x, ~observed, seed=2)
+    assert not np.allclose(log_p, model.log_prob(x), rtol=1e-3)
+
+
 def test_fast_and_naive_completion_agree():
     model = randomised(MADE(12, [25, 25], direct=True, dtype="float64", seed=25), seed=26)
     x = random_binary((5, 12), seed=27)
@@ -216,6 +253,23 @@ def test_sample_cli_completes_from_the_top(small_run, tmp_path, capsys):
     filled = np.load(tmp_path / "c.npy")
     assert filled.shape == (3, 2, 16) and out.exists()
     assert "warning" not in capsys.readouterr().err  # trained with --masks 4: orderings vary
+
+
+def test_completion_warns_only_when_a_model_of_one_ordering_never_trained_on_one_that_fits(tmp_path, capsys):
+    import train
+    rng = np.random.default_rng(1)
+    path = str(tmp_path / "squares.npz")
+    np.savez(path, **{f"{split}_data": (rng.random((n, 16)) < 0.3).astype(np.float32)
+                      for split, n in (("train", 100), ("valid", 20), ("test", 20))})
+    run = str(tmp_path / "raster")
+    assert train.main(["--dataset", path, "--hidden", "10", "--ordering", "natural", "--epochs", "1", "--out", run]) == 0
+    capsys.readouterr()
+    for observe, warned in (("top", False), ("bottom", True)):
+        assert sampling.main([run, "--complete", "--observe", observe, "--examples", "2", "--completions", "1",
+                              "--out", str(tmp_path / f"{observe}.png")]) == 0
+        assert evaluate.main([run, "--observe", observe, "--complete"]) == 0
+        err = capsys.readouterr().err
+        assert ("sample.py: warning" in err) == warned and ("evaluate.py: warning" in err) == warned
 
 
 def test_evaluate_cli_reports_nll_and_per_example_scores(small_run, tmp_path, capsys):
