@@ -18,6 +18,7 @@ ROWS = {
     "mnist_500_32masks_connectivity_adam": ("binarized MNIST, 784-500-784, 32 connectivities of one ordering, Adam", "below the 1-mask row", False),
     "mnist_500_32masks_connectivity_direct_adam": ("binarized MNIST, 784-500-784, 32 connectivities of one ordering, direct connection, orthogonal init, Adam", "below the 1-mask row", False),
     "mnist_500_infinite_masks_adam": ("binarized MNIST, 784-500-784, a fresh mask every minibatch, Adam", "(not in the paper)", False),
+    "mnist_500_1mask_natural_direct_adam": ("binarized MNIST, 784-500-784, 1 mask in the raster ordering, direct connection, orthogonal init, Adam", "(not in the paper)", False),
     "mnist_8000_1mask": ("binarized MNIST, 1 hidden layer of 8000, 1 mask", "88.40", False),
     "mnist_8000_32masks": ("binarized MNIST, 1 hidden layer of 8000, 32 masks", "88.04", False),
     "mnist_8000x2_1mask": ("binarized MNIST, 2 hidden layers of 8000, 1 mask", "89.59", False),

@@ -200,6 +200,13 @@ def test_a_model_of_one_ordering_that_puts_the_observed_first_completes_under_it
     index = {tuple(s): i for i, s in enumerate(consistent)}
     empirical = np.bincount([index[tuple(row)] for row in filled], minlength=len(exact)) / 20000
     assert 0.5 * np.abs(empirical - exact).sum() < total_variation_bound(exact, 20000)
+    # the same for scattered observed values that a given ordering happens to put first
+    scattered = np.isin(np.arange(10), [1, 4, 6, 8])
+    ordering = [6, 1, 8, 4, 3, 0, 9, 2, 7, 5]
+    model = randomised(MADE(10, [15], direct=True, ordering=ordering, dtype="float64", seed=47), seed=48)
+    x = random_binary((9, 10), seed=49)
+    np.testing.assert_allclose(model.log_prob_observed(x, scattered) + model.log_prob_unobserved(x, scattered),
+                               model.log_prob(x), rtol=1e-12)
 
 
 def test_a_connectivity_agnostic_model_completes_under_its_own_ordering_and_mask_seed():
