@@ -1,8 +1,9 @@
-"""Completions of test digits from their top halves: order-agnostic MADEs side by side, with the
-completion log-likelihood as a number beside the picture.
+"""Completions of test digits from their top halves: MADEs side by side, with the completion
+log-likelihood as a number beside the picture.
 
     python experiments/completions.py runs/mnist_8000_32masks runs/mnist_500_32masks_direct_adam \
-        runs/mnist_500_infinite_masks_adam --out results/mnist_8000_32masks/completions_top.png
+        runs/mnist_500_infinite_masks_adam runs/mnist_500_1mask_natural_direct_adam \
+        --out results/mnist_8000_32masks/completions_top.png
 
 For every run, over the whole test set: log p(x_U | x_O), the unobserved bottom half given the
 observed top half, under an ordering that puts the top half first (MADE.log_prob_unobserved; the
@@ -37,7 +38,7 @@ import files  # noqa: E402
 import runs  # noqa: E402
 from ancestral import complete  # noqa: E402
 from autograd import log_mean_exp  # noqa: E402
-from made import sample_ordering  # noqa: E402
+from made import completes_in_own_ordering, sample_ordering, trained_on_one_ordering  # noqa: E402
 from sample import image_side, save_grid  # noqa: E402
 
 
@@ -106,12 +107,27 @@ def training_progress(run_dir):
     return {"finished": False, "epochs_run": status.get("epoch"), "best_epoch": status.get("best_epoch")}
 
 
+def ensemble_label(model, observed, n_orderings):
+    """What the --orderings ensemble is for this model, in words: observed-first orderings, or,
+    for a model whose one ordering already puts the observed first, masks of that ordering."""
+    if not (trained_on_one_ordering(model) and completes_in_own_ordering(model, observed)):
+        return f"{n_orderings} orderings"
+    if model.distinct_masks == 1:
+        return "its own ordering and mask"
+    return f"{min(n_orderings, model.distinct_masks)} masks of its own ordering"
+
+
+def plural(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def score_run(run_dir, model, test, observed, args, first):
     """The run's entry of OUT.json, printed as it goes: its completion scores (one ordering, and the
     ensemble of --orderings), each paired with the first run's (`first`, None for the first run
     itself), and its whole-digit NLL under orderings trained on and not. Returns (entry, scores)."""
+    ensemble = ensemble_label(model, observed, args.orderings)
     entry = {"run": run_dir, "hidden_sizes": list(model.config.hidden_sizes), "masks": model.n_masks,
-             **training_progress(run_dir)}
+             "ensemble": ensemble, **training_progress(run_dir)}
     print(f"{run_dir}: the model of epoch {entry['best_epoch']} of {entry['epochs_run']}"
           f"{'' if entry['finished'] else ' (an unfinished run)'}")
     scores = {"one_ordering": completion_nll(model, test, observed, [args.seed]),
@@ -122,17 +138,18 @@ def score_run(run_dir, model, test, observed, args, first):
         score = entry[name] = {"completion_nll": nll.mean(), "stderr": runs.standard_error(nll),
                                "minus_first_run": difference.mean(),
                                "minus_first_run_stderr": runs.standard_error(difference)}
-        print(f"{run_dir}, {name.replace('_', ' ')}: −log p(x_U | x_O) = {score['completion_nll']:.2f} ± "
+        label = "one ordering" if name == "one_ordering" else ensemble
+        print(f"{run_dir}, {label}: −log p(x_U | x_O) = {score['completion_nll']:.2f} ± "
               f"{score['stderr']:.2f} nats" + ("" if first is None else
               f"; {score['minus_first_run']:+.2f} ± {score['minus_first_run_stderr']:.2f} against the first run"))
     per_ordering = nll_per_ordering(model, test, observed, args.orderings, args.seed)
     for name, nll in per_ordering.items():
         entry[f"whole_digit_nll_{name}_orderings"] = {"mean": float(nll.mean()), "per_ordering": nll.tolist()}
     print(f"{run_dir}: −log p(x), mean over orderings: {per_ordering['trained'].mean():.2f} under "
-          f"{len(per_ordering['trained'])} masks it trained on, {per_ordering['new'].mean():.2f} under "
+          f"{plural(len(per_ordering['trained']), 'mask')} it trained on, {per_ordering['new'].mean():.2f} under "
           f"{args.orderings} random orderings it never trained on "
           f"(range {per_ordering['new'].min():.2f}–{per_ordering['new'].max():.2f}), "
-          f"{per_ordering['observed_first'].mean():.2f} under the {args.orderings} observed-first orderings")
+          f"{per_ordering['observed_first'].mean():.2f} under {ensemble} with the observed first")
     return entry, scores
 
 

@@ -107,6 +107,40 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
         assert np.isclose(observed_first[seed], mean_nll())
 
 
+def test_completions_scores_a_raster_ordered_run_under_its_own_ordering(tmp_path):
+    """A model of one ordering that already puts the top half first is scored under that ordering
+    and its one mask, whatever --orderings says, and the summary says so."""
+    rng = np.random.default_rng(1)
+    path = str(tmp_path / "squares.npz")
+    np.savez(path, **{f"{split}_data": (rng.random((n, 16)) < 0.3).astype(np.float32)
+                      for split, n in (("train", 100), ("valid", 20), ("test", 20))})
+    runs = [str(tmp_path / name) for name in ("agnostic", "raster")]
+    for run, flags in zip(runs, (["--masks", "4"], ["--ordering", "natural"])):
+        assert train.main(["--dataset", path, "--hidden", "8", "--epochs", "1", "--out", run] + flags) == 0
+    out = str(tmp_path / "completions_top.png")
+    assert load("completions").main(runs + ["--out", out, "--examples", "2", "--completions", "1",
+                                            "--orderings", "3"]) == 0
+    with open(out[:-4] + ".json") as file:
+        agnostic, raster = json.load(file)["runs"]
+    assert agnostic["ensemble"] == "3 orderings" and raster["ensemble"] == "its own ordering and mask"
+
+    model, splits, _ = load_run(runs[1], False)
+    test = splits["test"]
+    observed = data.observed_mask("top", test.shape, backend.random_generator(0, "observed"))
+    top = np.arange(16) < 8
+    # its own ordering: log p(x_U | x_O) = log p(x) − log p(x_O), with p(x_O) the product of the
+    # first eight conditionals of the one forward pass
+    log_p = model.log_prob(test).astype(np.float64)
+    logits = model.forward(test).astype(np.float64)
+    log_p_top = -(np.logaddexp(0, logits) - test * logits)[:, top].sum(1)  # log σ(a) for 1, log σ(−a) for 0
+    expected = -(log_p - log_p_top).mean()
+    assert np.isclose(raster["one_ordering"]["completion_nll"], expected, rtol=1e-4)
+    assert np.isclose(raster["3_orderings"]["completion_nll"], expected, rtol=1e-4)
+    assert np.allclose(raster["whole_digit_nll_observed_first_orderings"]["per_ordering"], -log_p.mean(), rtol=1e-4)
+    assert len(raster["whole_digit_nll_trained_orderings"]["per_ordering"]) == 1
+    assert np.all(observed == top)
+
+
 def test_completions_refuses_an_output_folder_that_does_not_exist_before_any_work(tmp_path, capsys):
     missing = tmp_path / "no_such_folder" / "completions_top.png"
     # the run folders do not exist either: the output is checked first, before any loading
