@@ -114,15 +114,17 @@ def test_completions_scores_a_raster_ordered_run_under_its_own_ordering(tmp_path
     path = str(tmp_path / "squares.npz")
     np.savez(path, **{f"{split}_data": (rng.random((n, 16)) < 0.3).astype(np.float32)
                       for split, n in (("train", 100), ("valid", 20), ("test", 20))})
-    runs = [str(tmp_path / name) for name in ("agnostic", "raster")]
-    for run, flags in zip(runs, (["--masks", "4"], ["--ordering", "natural"])):
+    runs = [str(tmp_path / name) for name in ("agnostic", "raster", "raster_connectivity")]
+    for run, flags in zip(runs, (["--masks", "4"], ["--ordering", "natural"],
+                                 ["--ordering", "natural", "--masks", "4", "--shuffle", "connectivity"])):
         assert train.main(["--dataset", path, "--hidden", "8", "--epochs", "1", "--out", run] + flags) == 0
     out = str(tmp_path / "completions_top.png")
     assert load("completions").main(runs + ["--out", out, "--examples", "2", "--completions", "1",
                                             "--orderings", "3"]) == 0
     with open(out[:-4] + ".json") as file:
-        agnostic, raster = json.load(file)["runs"]
+        agnostic, raster, raster_connectivity = json.load(file)["runs"]
     assert agnostic["ensemble"] == "3 orderings" and raster["ensemble"] == "its own ordering and mask"
+    assert raster_connectivity["ensemble"] == "3 masks of its own ordering"
 
     model, splits, _ = load_run(runs[1], False)
     test = splits["test"]
