@@ -1,9 +1,12 @@
-"""Completions of test digits from their top halves: MADEs side by side, with the completion
-log-likelihood as a number beside the picture.
+"""Completions of test digits from an observed part, the top half unless --observe says
+otherwise: MADEs side by side, with the completion log-likelihood as a number beside the picture.
 
     python experiments/completions.py runs/mnist_8000_32masks runs/mnist_500_32masks_direct_adam \
         runs/mnist_500_infinite_masks_adam runs/mnist_500_1mask_natural_direct_adam \
         --out results/mnist_8000_32masks/completions_top.png
+    # the same runs, a fixed random half of the pixels observed:
+    #   --observe results/mnist_8000_32masks/observed_random_half.npy \
+    #   --out results/mnist_8000_32masks/completions_random_half.png
 
 For every run, over the whole test set: log p(x_U | x_O), the unobserved bottom half given the
 observed top half, under an ordering that puts the top half first (MADE.log_prob_unobserved; the
@@ -11,10 +14,10 @@ same ordering and connectivity seed for every run), and under an ensemble of --o
 orderings. An order-agnostic model never trained on such orderings (no mask of a training cycle
 puts a whole image half first), so for it this measures how well it generalises over orderings,
 which is what completion asks of it; a model of one ordering that puts the top half first
-(--ordering natural) is scored under its own ordering (MADE.use_observed_first). Each mean ± standard error, and the paired
-difference to the first run, example by example (as in paired.py: a digit that is hard to
-complete is hard for every model, so the difference is known far better than either mean), go to
-OUT.json. Beside them, what the whole digits cost, −log p(x) over the test set, under each of
+(--ordering natural) is scored under its own ordering (MADE.use_observed_first). Each mean ±
+standard error, and the paired difference to the first run, example by example (as in paired.py:
+a digit that is hard to complete is hard for every model, so the difference is known far better
+than either mean), go to OUT.json. Beside them, what the whole digits cost, −log p(x) over the test set, under each of
 --orderings masks the model trained on and under as many random orderings it never trained on:
 the gap between the two is how much of what the model learned is tied to its training orderings;
 and under the observed-first orderings themselves (log p(x_O) + log p(x_U | x_O), one at a time).
