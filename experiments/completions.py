@@ -82,7 +82,8 @@ def nll_per_ordering(model, x, observed, n_orderings, seed):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description="Completions from an observed part (the top half unless --observe says otherwise): runs side by side, with log p(x_U | x_O).")
+    parser = argparse.ArgumentParser(description="Completions from an observed part (the top half unless --observe "
+                                                 "says otherwise): runs side by side, with log p(x_U | x_O).")
     parser.add_argument("run_dirs", nargs="+", help="run folders of models on the same data set: order-agnostic "
                         "ones, or of one ordering that puts the observed values first")
     parser.add_argument("--out", type=cli.path, required=True, help="the PNG to write; the numbers go beside it as .json")
