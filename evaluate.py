@@ -66,7 +66,9 @@ def report(args):
             print("evaluate.py: warning: the model was trained on one ordering, which does not put the "
                   "observed values first; the orderings that do are outside what it learned", file=sys.stderr)
         score = model.log_prob_unobserved if args.complete else model.log_prob_observed
-        log_p = score(x, observed, seed=args.seed, batch_size=args.batch_size)
+        progress = runs.Progress("one ordering per observation pattern", "examples")
+        log_p = score(x, observed, seed=args.seed, batch_size=args.batch_size, progress=progress)
+        runs.Progress.clear()
         what = (f"{'log p(x_U | x_O)' if args.complete else 'log p(x_O)'} with --observe {args.observe} "
                 f"({int(observed.sum(1).mean())} observed values on average)")
         nll = -backend.to_host(log_p).astype(np.float64)

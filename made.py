@@ -720,25 +720,27 @@ class MADE:
         network.drop_buffers()  # (memory: training's next step makes its own small ones again)
         return result
 
-    def log_prob_observed(self, x, observed, seed=0, batch_size=1000):
+    def log_prob_observed(self, x, observed, seed=0, batch_size=1000, progress=None):
         """log p(x_O) of the observed values alone, (N,): exact under an ordering that puts the
         observed variables first (their conditionals then involve nothing unobserved), summed over
         their positions. observed: (N, D) or (D,) booleans. One ordering per distinct pattern
-        (use_observed_first, from `seed`); the current mask is restored afterwards."""
-        return self._log_prob_in_two_parts(x, observed, seed, batch_size, first_part=True)
+        (use_observed_first, from `seed`); the current mask is restored afterwards.
+        progress(done, total), if given, is called with the examples scored so far."""
+        return self._log_prob_in_two_parts(x, observed, seed, batch_size, True, progress)
 
-    def log_prob_unobserved(self, x, observed, seed=0, batch_size=1000):
+    def log_prob_unobserved(self, x, observed, seed=0, batch_size=1000, progress=None):
         """log p(x_U | x_O), (N,): how well the model completes the unobserved values from the
         observed ones. Under the same orderings as log_prob_observed, the sum of the conditionals
         at the positions after the observed ones; log p(x_O) + log p(x_U | x_O) = log p(x) under
         that ordering."""
-        return self._log_prob_in_two_parts(x, observed, seed, batch_size, first_part=False)
+        return self._log_prob_in_two_parts(x, observed, seed, batch_size, False, progress)
 
-    def _log_prob_in_two_parts(self, x, observed, seed, batch_size, first_part):
+    def _log_prob_in_two_parts(self, x, observed, seed, batch_size, first_part, progress):
         """The conditionals of the observed-first positions (first_part) or of the rest, summed."""
         x = self._as_input(x)
         observed = np.broadcast_to(np.asarray(backend.to_host(observed), dtype=bool), x.shape)
         result = self.xp.zeros(x.shape[0], dtype=self.dtype)
+        done = 0  # examples scored (one ordering per pattern: scattered patterns take long)
         with self.keeping_mask():
             for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
                 self.use_observed_first(pattern, seed, group)
@@ -749,6 +751,9 @@ class MADE:
                 for start in range(0, len(rows), batch_size):
                     chunk = rows[start:start + batch_size]
                     result[chunk] = network.log_prob(x[chunk], columns, prepared)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, x.shape[0])
         return result
 
     # -- saving and loading -------------------------------------------------------------------

@@ -222,6 +222,19 @@ def test_a_connectivity_agnostic_model_completes_under_its_own_ordering_and_mask
     assert not np.allclose(log_p, model.log_prob(x), rtol=1e-3)
 
 
+def test_scores_of_observed_parts_report_progress_over_every_example():
+    # scattered patterns, one per row: one ordering each, so the work is reported as it goes
+    model = randomised(MADE(10, [15], n_masks=4, seed=50), seed=51)
+    x = random_binary((7, 10), seed=52)
+    observed = np.random.default_rng(53).random((7, 10)) < 0.5
+    for score in (model.log_prob_observed, model.log_prob_unobserved):
+        reports = []
+        log_p = score(x, observed, batch_size=2, progress=lambda done, total: reports.append((done, total)))
+        np.testing.assert_array_equal(log_p, score(x, observed, batch_size=2))
+        assert reports[-1] == (7, 7) and all(total == 7 for _, total in reports)
+        assert np.all(np.diff([done for done, _ in reports]) > 0)
+
+
 def test_fast_and_naive_completion_agree():
     model = randomised(MADE(12, [25, 25], direct=True, dtype="float64", seed=25), seed=26)
     x = random_binary((5, 12), seed=27)
