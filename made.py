@@ -732,7 +732,7 @@ class MADE:
         """log p(x_U | x_O), (N,): how well the model completes the unobserved values from the
         observed ones. Under the same orderings as log_prob_observed, the sum of the conditionals
         at the positions after the observed ones; log p(x_O) + log p(x_U | x_O) = log p(x) under
-        that ordering."""
+        that ordering. progress as in log_prob_observed."""
         return self._log_prob_in_two_parts(x, observed, seed, batch_size, False, progress)
 
     def _log_prob_in_two_parts(self, x, observed, seed, batch_size, first_part, progress):

@@ -8,20 +8,21 @@ otherwise: MADEs side by side, with the completion log-likelihood as a number be
     #   --observe results/mnist_8000_32masks/observed_random_half.npy \
     #   --out results/mnist_8000_32masks/completions_random_half.png
 
-For every run, over the whole test set: log p(x_U | x_O), the unobserved bottom half given the
-observed top half, under an ordering that puts the top half first (MADE.log_prob_unobserved; the
-same ordering and connectivity seed for every run), and under an ensemble of --orderings such
+For every run, over the whole test set: log p(x_U | x_O), the unobserved values given the
+observed ones, under an ordering that puts the observed values first (MADE.log_prob_unobserved;
+the same ordering and connectivity seed for every run), and under an ensemble of --orderings such
 orderings. An order-agnostic model never trained on such orderings (no mask of a training cycle
 puts a whole image half first), so for it this measures how well it generalises over orderings,
-which is what completion asks of it; a model of one ordering that puts the top half first
-(--ordering natural) is scored under its own ordering (MADE.use_observed_first). Each mean ±
-standard error, and the paired difference to the first run, example by example (as in paired.py:
-a digit that is hard to complete is hard for every model, so the difference is known far better
-than either mean), go to OUT.json. Beside them, what the whole digits cost, −log p(x) over the test set, under each of
---orderings masks the model trained on and under as many random orderings it never trained on:
-the gap between the two is how much of what the model learned is tied to its training orderings;
-and under the observed-first orderings themselves (log p(x_O) + log p(x_U | x_O), one at a time).
-The picture OUT: one test digit per row, the original, its top half (the rest gray), then
+which is what completion asks of it; a model of one ordering that puts the observed values first
+(--ordering natural, observing the top half) is scored under its own ordering
+(MADE.use_observed_first). Each mean ± standard error, and the paired difference to the first
+run, example by example (as in paired.py: a digit that is hard to complete is hard for every
+model, so the difference is known far better than either mean), go to OUT.json. Beside them, what
+the whole digits cost, −log p(x) over the test set, under each of --orderings masks the model
+trained on and under as many random orderings it never trained on: the gap between the two is how
+much of what the model learned is tied to its training orderings; and under the observed-first
+orderings themselves (log p(x_O) + log p(x_U | x_O), one at a time).
+The picture OUT: one test digit per row, the original, its observed part (the rest gray), then
 --completions completions from each run in turn, in the order given.
 """
 import argparse
