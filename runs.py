@@ -173,8 +173,9 @@ class TrainingState:
             return "epoch cap reached"
         return None
 
-    def record(self, train_nll, valid_nll, seconds, examples_per_second):
-        """Add an epoch's row to the history; True when its validation NLL is the best so far."""
+    def record(self, train_nll, valid_nll, seconds, examples_per_second, lr):
+        """Add an epoch's row to the history (with the learning rate it trained at, which --resume
+        may change); True when its validation NLL is the best so far."""
         self.epoch += 1
         self.train_seconds += seconds
         improved = valid_nll < self.best_valid
@@ -183,7 +184,7 @@ class TrainingState:
         else:
             self.epochs_without_improvement += 1
         self.history.append({"epoch": self.epoch, "train_nll": train_nll, "valid_nll": valid_nll,
-                             "seconds": seconds, "examples_per_second": examples_per_second})
+                             "seconds": seconds, "examples_per_second": examples_per_second, "lr": lr})
         return improved
 
     def to_json(self):
@@ -232,8 +233,9 @@ def training_state_problem(value):
         return f"{len(history)} history rows for {epoch} epochs"
     if not all(isinstance(row, dict) and row.get("epoch") == i + 1 and all(
             number(row.get(key)) for key in ("train_nll", "valid_nll", "seconds", "examples_per_second"))
+            and ("lr" not in row or (number(row["lr"]) and row["lr"] > 0))  # rows written before it was kept have none
             for i, row in enumerate(history)):
-        return "a history row is not {epoch, train_nll, valid_nll, seconds, examples_per_second}"
+        return "a history row is not {epoch, train_nll, valid_nll, seconds, examples_per_second, lr}"
     if epoch and history[best - 1]["valid_nll"] != status["best_valid"]:
         return "best_valid is not the best epoch's validation NLL"
     return None

@@ -3,6 +3,7 @@
     python train.py                                   # 784-500-784 on binarized MNIST, AdaGrad 0.01
     python train.py --hidden 8000,8000 --direct --init orthogonal --masks 32 --gpu
     python train.py --resume --out runs/my-run        # continue an interrupted run exactly
+    python train.py --resume --out runs/my-run --epochs 200 --lr 1e-4   # train it further, more slowly
 
 Every epoch: one pass over the training set in random minibatches (resampling the mask after each
 when --masks is not 1), then the validation NLL; training stops when it has not improved for
@@ -31,7 +32,7 @@ from autograd import ACTIVATIONS
 from made import INITS, SHUFFLES, MADE, distinct_masks, state_arrays
 
 # Settings that --resume lets you change; every other flag given again must match the run.
-RESUME_MAY_CHANGE = ("epochs", "gpu", "data_dir", "eval_batch_size", "checkpoint_every")
+RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "data_dir", "eval_batch_size", "checkpoint_every")
 NOT_SETTINGS = ("out", "resume", "force")  # where and how to start, not what the run is
 
 # ----------------------------------------------------------------------------------------------
@@ -94,7 +95,9 @@ def add_training_flags(add):
         help="masks in the validation ensemble each epoch (default: the training cycle's size, at most 32)")
     add("--optimizer", choices=sorted(optim.OPTIMIZERS), default="adagrad", help="update rule (default: %(default)s)")
     add("--lr", type=cli.positive_float, default=None,
-        help="learning rate (default: 0.01 for adagrad and sgd, 1e-3 for adam, 1 for adadelta)")
+        help="learning rate (default: 0.01 for adagrad and sgd, 1e-3 for adam, 1 for adadelta); may change "
+             "on --resume, a step schedule: the optimizer's state is kept, and every epoch's rate is in the "
+             "run's history")
     add("--decrease", type=cli.non_negative_float, default=0.0,
         help="sgd only: the learning rate at step t is lr / (1 + decrease·t) (default: %(default)s)")
     add("--rho", type=cli.positive_float, default=None, help="adadelta only: decay of its running averages (default: 0.95)")
@@ -272,6 +275,11 @@ def start_or_resume(args, checkpoint, splits, folder):
         if model.n_in != n_in:
             raise runs.RunError(f"cannot resume: the model has {model.n_in} inputs, --dataset {args.dataset} has {n_in}")
         folder.log(f"resuming {args.out} after epoch {state.epoch} (at most {args.epochs} epochs)")
+        saved_lr = checkpoint.settings.get("lr", args.lr)
+        for row in state.history:  # rows saved before they kept their rate: it could not change then
+            row.setdefault("lr", saved_lr)
+        if saved_lr != args.lr:
+            folder.log(f"learning rate {saved_lr} until epoch {state.epoch}, {args.lr} from now on")
     optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
     if checkpoint is not None:
         try:
@@ -364,7 +372,7 @@ def run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop):
         progress = runs.Progress(f"epoch {epoch}, validation ({args.valid_masks} masks)", "batches", stop.check)
         valid_nll = float(runs.nll_per_example(model, valid_x, args.valid_masks, args.eval_batch_size, progress).mean())
         seconds = time.perf_counter() - started
-        improved = state.record(train_nll, valid_nll, seconds, n_train / train_time)
+        improved = state.record(train_nll, valid_nll, seconds, n_train / train_time, args.lr)
         folder.log(f"epoch {epoch:4d}  train {train_nll:9.4f}  valid {valid_nll:9.4f}  {seconds:6.1f} s  "
             f"{n_train / train_time:8.0f} ex/s{'  *' if improved else ''}")
         last = bool(state.stop_reason(args.epochs, args.patience))

@@ -21,6 +21,7 @@ ROWS = {
     "mnist_500_1mask_natural_direct_adam": ("binarized MNIST, 784-500-784, 1 mask in the raster ordering, direct connection, orthogonal init, Adam", "(not in the paper)", False),
     "mnist_8000_1mask": ("binarized MNIST, 1 hidden layer of 8000, 1 mask", "88.40", False),
     "mnist_8000_32masks": ("binarized MNIST, 1 hidden layer of 8000, 32 masks", "88.04", False),
+    "mnist_8000_32masks_adam": ("binarized MNIST, 1 hidden layer of 8000, 32 masks, Adam", "88.04", False),
     "mnist_8000x2_1mask": ("binarized MNIST, 2 hidden layers of 8000, 1 mask", "89.59", False),
     "mnist_8000x2_32masks": ("binarized MNIST, 2 hidden layers of 8000, 32 masks", "86.64", True),
     "dna_1mask": ("DNA, 1 mask", "83.63", False),
@@ -65,7 +66,7 @@ def main():
         if not os.path.exists(path):
             status = "not yet run (needs a GPU)" if needs_gpu else "not yet run"
             log = os.path.join(ROOT, "results", row, "train.log")
-            if os.path.exists(log):  # started, then stopped before its end (resumable from its checkpoint)
+            if os.path.exists(log):  # started, then stopped before its end
                 epochs = [line.split()[1] for line in open(log) if line.startswith("epoch ")]
                 status = f"unfinished: stopped after epoch {epochs[-1] if epochs else 0} (see its train.log)"
             print(f"| {what} | {paper} | {status} | | | | |")

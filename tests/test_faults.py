@@ -167,8 +167,8 @@ def test_a_missing_matplotlib_is_refused_before_training(tiny, tmp_path, monkeyp
 def test_resume_may_raise_the_cap_but_not_change_the_run(tiny, tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main(["--dataset", tiny, "--hidden", "8", "--epochs", "2", "--patience", "50", "--out", str(out)]) == 0
-    assert train.main(["--resume", "--out", str(out), "--lr", "0.5"]) == 2
-    one_line(capsys.readouterr().err, "--lr", "only --epochs")
+    assert train.main(["--resume", "--out", str(out), "--batch-size", "7"]) == 2
+    one_line(capsys.readouterr().err, "--batch-size", "only --epochs")
     assert train.main(["--resume", "--out", str(out), "--epochs", "1"]) == 2
     one_line(capsys.readouterr().err, "--epochs 1")
     assert train.main(["--resume", "--out", str(out), "--epochs", "4", "--eval-batch-size", "7"]) == 0
@@ -432,7 +432,8 @@ def test_a_negative_seed_is_a_flag_error(small_run, capsys):
     assert exit_info.value.code == 2 and "--seed" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("tamper", ["float_batch_size", "history_not_dicts", "best_epoch_beyond", "bool_lr"])
+@pytest.mark.parametrize("tamper", ["float_batch_size", "history_not_dicts", "best_epoch_beyond", "bool_lr",
+                                    "negative_epoch_lr"])
 def test_a_hand_edited_training_state_is_refused(tiny, tmp_path, capsys, tamper):
     out = tmp_path / "run"
     assert train.main(["--dataset", tiny, "--hidden", "8", "--epochs", "2", "--patience", "50", "--out", str(out)]) == 0
@@ -447,6 +448,8 @@ def test_a_hand_edited_training_state_is_refused(tiny, tmp_path, capsys, tamper)
         state["status"]["best_epoch"] = 7
     elif tamper == "bool_lr":
         state["run_config"]["lr"] = True
+    elif tamper == "negative_epoch_lr":
+        state["history"][0]["lr"] = -0.01
     files.save_npz(out / "checkpoint.npz", dict(arrays, train_state=files.json_array(state)))
     capsys.readouterr()
     assert train.main(["--resume", "--out", str(out), "--epochs", "3"]) == 2

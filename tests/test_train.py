@@ -86,6 +86,33 @@ def test_resume_continues_bit_for_bit(mixture_file, tmp_path):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def test_resume_may_lower_the_learning_rate(mixture_file, tmp_path):
+    """A step schedule: the same run resumed at a tenth of its rate keeps its first epochs, takes
+    smaller steps after, and records every epoch's rate, also for rows saved before rates were kept."""
+    flags = ["--dataset", mixture_file[0], "--hidden", "20", "--masks", 3, "--optimizer", "adam", "--patience", 100]
+    for run in ("same", "stepped"):
+        run_train(*flags, "--epochs", 2, "--out", tmp_path / run)
+    before = files.read_npz(tmp_path / "stepped" / "checkpoint.npz")
+    state = json.loads(str(before["train_state"]))
+    for row in state["history"]:  # as a checkpoint written before the rows kept their rate
+        del row["lr"]
+    files.save_npz(tmp_path / "stepped" / "checkpoint.npz", dict(before, train_state=files.json_array(state)))
+    same = run_train(*flags, "--epochs", 4, "--out", tmp_path / "same", "--resume")
+    stepped = run_train(*flags, "--epochs", 4, "--out", tmp_path / "stepped", "--resume", "--lr", "1e-4")
+    assert [row["lr"] for row in same["history"]] == [1e-3] * 4
+    assert [row["lr"] for row in stepped["history"]] == [1e-3, 1e-3, 1e-4, 1e-4]
+    assert stepped["config"]["lr"] == 1e-4
+    nlls = [[(row["train_nll"], row["valid_nll"]) for row in run["history"]] for run in (same, stepped)]
+    assert nlls[0][:2] == nlls[1][:2] and nlls[0][2] != nlls[1][2]
+    with open(tmp_path / "stepped" / "train.log") as log:
+        assert "learning rate 0.001 until epoch 2, 0.0001 from now on" in log.read()
+
+    def moved(run):  # how far the weights went in epochs 3 and 4
+        after = files.read_npz(tmp_path / run / "checkpoint.npz")
+        return sum(np.linalg.norm(after[k] - before[k]) for k in after if k.startswith("param."))
+    assert moved("stepped") < 0.3 * moved("same")
+
+
 def test_an_existing_run_is_not_overwritten(mixture_file, tmp_path, capsys):
     flags = ["--dataset", mixture_file[0], "--hidden", 10, "--epochs", 1, "--out", tmp_path / "run"]
     run_train(*flags)
