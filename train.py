@@ -420,7 +420,8 @@ def finish(args, splits, state, folder, stop):
 
 
 def plot_learning_curve(history, path, title, best_epoch):
-    """train and valid NLL per epoch, and the epoch whose weights were kept, as a PNG written atomically."""
+    """train and valid NLL per epoch, the epoch whose weights were kept, and where a --resume changed
+    the learning rate, as a PNG written atomically."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -431,6 +432,10 @@ def plot_learning_curve(history, path, title, best_epoch):
     axes.plot(epochs, [row["train_nll"] for row in history], label="train (running mean over minibatches)")
     axes.plot(epochs, [row["valid_nll"] for row in history], label="valid")
     axes.axvline(best_epoch, linestyle=":", color="gray", label=f"best valid (epoch {best_epoch}), kept")
+    for before, after in zip(history, history[1:]):
+        if before.get("lr") != after.get("lr"):
+            axes.axvline(before["epoch"] + 0.5, linestyle="--", color="silver",
+                         label=f"lr {after['lr']:g} from epoch {after['epoch']}")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel("NLL (nats)")
