@@ -1,8 +1,11 @@
-"""Ancestral sampling from a MADE, and completion of partly observed data: the library behind
-sample.py (which adds pictures and a command line).
+"""Ancestral sampling from a MADE, and partly observed data: completion, and the log-likelihood of
+an observed part. The library behind sample.py (which adds pictures and a command line) and
+evaluate.py --observe.
 
     samples = sample(model, 100, seed=0)                   # (100, D) array of 0/1
     filled = complete(model, x, observed, n=5, seed=0)      # (N, 5, D): observed values kept
+    log_prob_observed(model, x, observed)                   # log p(x_O), (N,)
+    log_prob_unobserved(model, x, observed)                 # log p(x_U | x_O), (N,)
 
 Ancestral sampling draws x_o(1), x_o(2), … in the model's ordering o, each from p(x_d | x_<d).
 The obvious way runs one full forward pass per variable: D passes per sample (sample_naive, kept as
@@ -13,12 +16,19 @@ pass plus D small steps, for any depth and with every option.
 
 Both samplers turn the same uniforms u into the same samples: x_o(p) = 1 when a_o(p) > logit(u_p),
 which is u_p < σ(a_o(p)), with the logit of the uniforms computed once for all positions.
+
+Partly observed data need an ordering that puts the observed variables first: their conditionals
+then involve nothing unobserved, log p(x_O) is the sum of the first ones, log p(x_U | x_O) of the
+rest, and completing x_U is ancestral sampling from the first unobserved position on.
 """
 import numpy as np
 
 import backend
 from autograd import ACTIVATIONS
-from made import group_by_pattern
+from made import ordering_and_degrees
+
+# ----------------------------------------------------------------------------------------------
+# Sampling
 
 
 def sample_naive(model, uniforms, given=None, n_given=0):
@@ -32,10 +42,10 @@ def sample_naive(model, uniforms, given=None, n_given=0):
     if n_given:
         first = model.xp.asarray(model.ordering[:n_given])
         x[:, first] = model.xp.asarray(given, dtype=model.dtype)[:, first]
-    masked = model.masked_weights()
+    net = model.masked_network()
     for position in range(n_given, model.n_in):
         d = int(model.ordering[position])
-        x[:, d] = model.reference_forward(x, masked)[:, d] > thresholds[:, position]
+        x[:, d] = model.reference_forward(x, net)[:, d] > thresholds[:, position]
     return x
 
 
@@ -50,7 +60,7 @@ def sample_fast(model, uniforms, given=None, n_given=0):
     """
     xp, n_layers, n_in = model.xp, len(model.hidden_sizes), model.n_in
     activate = ACTIVATIONS[model.activation][0]
-    net = _staircase(model)
+    net = sorted_by_degree(model)
     thresholds = _logit(uniforms)
     x = xp.zeros(uniforms.shape, dtype=model.dtype)  # columns in sampling order: x[:, p] = x_o(p)
     if n_given:
@@ -78,28 +88,35 @@ def sample_fast(model, uniforms, given=None, n_given=0):
     return samples
 
 
-def _staircase(model):
-    """The model's weights in the current mask's sorted layout (model.sorted_network): inputs in
-    sampling order, hidden units sorted by degree.
+def sorted_by_degree(model):
+    """The network under the current mask with its units sorted: the inputs in sampling order,
+    each hidden layer's units by degree.
 
-    Returns weights[l] (H_l, fan_in) and biases[l] (mask-conditioning included) per hidden layer,
-    output (D, H_L) and direct (D, D) for the output layer's incoming weights, output_bias (D,), all
-    in the sorted order, and per hidden layer upto[l][p] / below[l][p]: how many of its units have
-    degree ≤ p / < p.
+    Returns weights[l] (H_l, fan_in) and biases[l] per hidden layer, output (D, H_L) and direct
+    (D, D) for the output layer's incoming weights, output_bias (D,), all in the sorted order, and
+    per hidden layer upto[l][p] / below[l][p]: how many of its units have degree ≤ p / < p.
     """
-    network = model.sorted_network()
+    # A unit reads only the kept prefix of its sorted row, so the weights need no masking; the
+    # biases do when the mask-conditioning term adds to them.
+    masked = model.masked_network() if model.cond_mask else model.natural_params(on_device=True)
+    degrees, xp = model.natural_degrees(), model.xp
+    orders = [xp.asarray(np.argsort(d, kind="stable")) for d in degrees]  # orders[0] is the ordering
+
+    def sort(name, rows, columns=None):
+        array = masked[name][orders[rows]]
+        return array if columns is None else array[:, orders[columns]]
     positions = np.arange(model.n_in + 1)
     net = {"weights": [], "biases": [], "upto": [], "below": []}
     for layer, spec in enumerate(model.layers[:-1]):
-        net["weights"].append(network.weights[spec.inputs[0][0]])
-        net["biases"].append(network.layer_bias(spec))
-        sorted_degrees = network.degrees[layer + 1]
+        net["weights"].append(sort(spec.inputs[0][0], layer + 1, layer))
+        net["biases"].append(sort(spec.bias, layer + 1))
+        sorted_degrees = np.sort(degrees[layer + 1])
         net["upto"].append(np.searchsorted(sorted_degrees, positions, side="right").tolist())
         net["below"].append(np.searchsorted(sorted_degrees, positions, side="left").tolist())
     output = model.layers[-1]
-    net["output_bias"] = network.layer_bias(output)
+    net["output_bias"] = sort(output.bias, 0)
     for name, source in output.inputs:
-        net["direct" if source == 0 else "output"] = network.weights[name]
+        net["direct" if source == 0 else "output"] = sort(name, 0, source)
     return net
 
 
@@ -116,15 +133,67 @@ def sample(model, n, seed=0, method="fast"):
     return (sample_fast if method == "fast" else sample_naive)(model, uniforms)
 
 
+# ----------------------------------------------------------------------------------------------
+# Partly observed data
+
+
+def observed_first_ordering(observed, rng):
+    """An ordering with the observed variables first, each group in random order. observed: (D,) bool."""
+    observed = np.asarray(observed, dtype=bool)
+    return np.concatenate([rng.permutation(np.flatnonzero(observed)), rng.permutation(np.flatnonzero(~observed))])
+
+
+def group_by_pattern(observed):
+    """[(pattern (D,), row indices)] for each distinct row of a boolean (N, D) array, in first-seen order."""
+    patterns, first, inverse = np.unique(observed, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return [(patterns[i], np.flatnonzero(inverse == i)) for i in np.argsort(first)]
+
+
+def puts_first(ordering, pattern):
+    """Whether `ordering` lists every observed variable (pattern: (D,) bool) before any other."""
+    return bool(np.all(pattern[np.asarray(ordering)[:int(pattern.sum())]]))
+
+
+def trained_on_one_ordering(model):
+    """True when an ordering other than the first is outside what the model learned."""
+    return model.n_masks == 1 or model.shuffle in ("connectivity", "once")
+
+
+def completes_in_own_ordering(model, observed):
+    """Whether each observation pattern in `observed` ((N, D) or (D,) bool) comes first in an ordering
+    the model trained on: always for a model trained over orderings, and for a model of one ordering
+    when that ordering puts every pattern's observed values first (a raster ordering and a top half)."""
+    if not trained_on_one_ordering(model):
+        return True
+    ordering = ordering_and_degrees(model.config, 0)[0]
+    observed = np.asarray(observed, dtype=bool).reshape(-1, model.n_in)
+    return all(puts_first(ordering, pattern) for pattern, _ in group_by_pattern(observed))
+
+
+def use_observed_first(model, pattern, seed=0, group=0):
+    """Put the model under a mask whose ordering puts the observed variables (pattern: (D,) bool)
+    first. A model of one ordering that already does so keeps it (under mask `seed` of its cycle,
+    when the connectivity was resampled): that is what it learned. Any other model gets
+    observed_first_ordering drawn from [seed, group] (stream "pattern_orderings"), with hidden
+    degrees from `seed`: the observed in random order, then the rest."""
+    pattern = np.asarray(pattern, dtype=bool)
+    if trained_on_one_ordering(model) and puts_first(ordering_and_degrees(model.config, 0)[0], pattern):
+        model.use_mask(model.cycle_index(seed))
+    else:
+        rng = backend.random_generator(seed, "pattern_orderings", group)
+        model.use_ordering(observed_first_ordering(pattern, rng), seed)
+
+
 def complete(model, x, observed, n=1, seed=0, method="fast"):
     """n completions of each row of x: observed values kept, the rest drawn from p(x_U | x_O).
 
     x: (N, D) 0/1; observed: (N, D) or (D,) booleans. Each observation pattern gets an ordering
-    with its observed variables first (MADE.use_observed_first), so their conditionals need
-    nothing unobserved and the rest is ordinary ancestral sampling. Exact under that ordering's
-    model, which is a good model only when the model trained on such orderings: over many orderings
-    (--masks ≠ 1), or on one that already puts the observed first (a raster ordering and a top half).
-    Returns (N, n, D); the current mask is restored afterwards.
+    with its observed variables first (use_observed_first), and the rest is ordinary ancestral
+    sampling. Exact under that ordering's model, which is a good model only when the model trained
+    on such orderings: over many orderings (--masks ≠ 1), or on one that already puts the observed
+    first (a raster ordering and a top half). Returns (N, n, D); the current mask is restored
+    afterwards.
     """
     x_host = np.asarray(backend.to_host(x), dtype=np.float64)
     observed = np.broadcast_to(np.asarray(backend.to_host(observed), dtype=bool), x_host.shape)
@@ -133,9 +202,46 @@ def complete(model, x, observed, n=1, seed=0, method="fast"):
     result = np.empty((x_host.shape[0], n, x_host.shape[1]), dtype=np.float32)
     with model.keeping_mask():
         for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
-            model.use_observed_first(pattern, seed, group)
+            use_observed_first(model, pattern, seed, group)
             given = np.repeat(x_host[rows], n, axis=0)
             uniforms = backend.to_device(rng.random(given.shape), model.gpu, model.dtype)
             filled = sampler(model, uniforms, backend.to_device(given, model.gpu), int(pattern.sum()))
             result[rows] = backend.to_host(filled).reshape(len(rows), n, -1)
+    return result
+
+
+def log_prob_observed(model, x, observed, seed=0, batch_size=1000, progress=None):
+    """log p(x_O) of the observed values alone, (N,): exact under an ordering that puts the
+    observed variables first (their conditionals then involve nothing unobserved), summed over
+    their positions. observed: (N, D) or (D,) booleans. One ordering per distinct pattern
+    (use_observed_first, from `seed`); the current mask is restored afterwards.
+    progress(done, total), if given, is called with the examples scored so far."""
+    return _log_prob_in_two_parts(model, x, observed, seed, batch_size, True, progress)
+
+
+def log_prob_unobserved(model, x, observed, seed=0, batch_size=1000, progress=None):
+    """log p(x_U | x_O), (N,): how well the model completes the unobserved values from the
+    observed ones. Under the same orderings as log_prob_observed, the sum of the conditionals
+    at the positions after the observed ones; log p(x_O) + log p(x_U | x_O) = log p(x) under
+    that ordering. progress as in log_prob_observed."""
+    return _log_prob_in_two_parts(model, x, observed, seed, batch_size, False, progress)
+
+
+def _log_prob_in_two_parts(model, x, observed, seed, batch_size, first_part, progress):
+    """The conditionals of the observed variables (first_part) or of the rest, summed."""
+    x = model.xp.asarray(x, dtype=model.dtype)
+    observed = np.broadcast_to(np.asarray(backend.to_host(observed), dtype=bool), x.shape)
+    result = model.xp.zeros(x.shape[0], dtype=model.dtype)
+    done = 0  # examples scored (one ordering per pattern: scattered patterns take long)
+    with model.keeping_mask():
+        for group, (pattern, rows) in enumerate(group_by_pattern(observed)):
+            use_observed_first(model, pattern, seed, group)
+            rows = model.xp.asarray(rows)
+
+            def report(batches, _, before=done, in_group=len(rows)):
+                if progress is not None:
+                    progress(before + min(batches * batch_size, in_group), x.shape[0])
+            result[rows] = model.log_prob(x[rows], batch_size=batch_size, progress=report,
+                                          variables=pattern if first_part else ~pattern)
+            done += len(rows)
     return result

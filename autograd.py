@@ -3,12 +3,15 @@
 Despite the file's name, nothing here differentiates automatically: each function is a forward
 pass written next to its backward pass, derived by hand with the chain rule. A backward takes the
 gradient of the loss with respect to the forward's output and returns the gradients with respect to
-its inputs; MADE.loss_and_grads calls them in reverse order, one layer at a time. Shapes: N
+its inputs; made.backward_pass calls them in reverse order, one layer at a time. Shapes: N
 examples in a minibatch, n_in inputs and n_out outputs of a layer, D = number of visible units.
 Arrays may be NumPy or CuPy: every function works through the array's own methods and operators,
 so it runs on whichever device its inputs are on.
 
-The gradient checker at the bottom is what proves each backward right (see tests/).
+These are the plain forms, the ones to read. The engine computes the same numbers with buffers
+and a few tricks (staircase.py: the loss with one exponential per logit, its logarithms folded);
+the tests hold the two equal. The gradient checker at the bottom is what proves each backward
+right (see tests/).
 """
 import numpy as np
 
@@ -146,80 +149,16 @@ def bernoulli_nll(logits, x):
     return bernoulli_nll_per_variable(logits, x).sum(axis=1)
 
 
-def bernoulli_nll_into(logits, x, scratch):
-    """bernoulli_nll with its terms in a buffer, for evaluation.  scratch: an array of logits' shape.
-    The same sum, arranged for speed: see _nll_without_logs and sum_log."""
-    nll, e = _nll_without_logs(logits, x, scratch)
-    e += 1
-    nll += sum_log(e)
-    return nll
-
-
-def _nll_without_logs(logits, x, out):
-    """softplus(a) − x a = max(a, 0) − x a + log(1 + e) with e = e^{−|a|}: the first two terms summed
-    per example (N,), as Σ_d max(a, 0) = Σ_d (|a| + a) / 2 (sums run faster than a max on random
-    signs), and e (N, D), written into `out`, whose log(1 + e) remain to be added."""
-    xp = module_of(logits)
-    e = xp.abs(logits, out=out)
-    nll = e.sum(axis=1)
-    nll += logits.sum(axis=1)
-    nll /= 2
-    nll -= xp.einsum("nd,nd->n", x, logits)
-    xp.negative(e, out=e)
-    return nll, xp.exp(e, out=e)
-
-
-def sum_log(values, folds=6):
-    """Σ_d log v_d of each row (N,) for values v in [1, 2] (N, D), overwriting them.
-
-    The logarithm is the dearest step of the NLL (in float32 it costs as much as ten additions),
-    so take fewer of them: Σ log v = log Π v. The row is folded onto itself `folds` times, each
-    column of its first half multiplied by one of its second half; a column then holds the product
-    of at most 2^folds values in [1, 2], at most 2^64, far inside float32's range. The products
-    add a rounding of at most 2^folds ε each, so the sum moves by about D ε (5e-5 nats for a
-    784-pixel image in float32), and D / 2^folds logarithms are left to take.
-    """
-    xp = module_of(values)
-    width = values.shape[1]
-    for _ in range(folds):
-        half = width // 2
-        if half == 0:
-            break
-        xp.multiply(values[:, :half], values[:, width - half:width], out=values[:, :half])
-        width -= half  # an odd row keeps its middle column for the next fold
-    return xp.log(values[:, :width], out=values[:, :width]).sum(axis=1)
-
-
 def bernoulli_nll_backward(logits, x):
     """∂/∂a_d of the per-example NLL: σ(a_d) − x_d.  (N, D) → (N, D)."""
     return sigmoid(logits) - x
 
 
-def bernoulli_nll_and_backward(logits, x, grad=None, scratch=None):
-    """Both of the above at once, as the training step needs them, from one e = e^{−|a|}:
-        q = σ(−|a|) = e / (1 + e),   σ(a) = step(a) − sign(a) q   (step: 1, ½ at 0, 0 below),
-    so σ(a) − x = step(a) − x − sign(a) q, with no second exp. The small results (σ(a) for a ≪ 0,
-    σ(a) − 1 for a ≫ 0) come from q alone, so they keep their relative precision.
-    (N, D), (N, D) → per-example NLL (N,), gradient (N, D). grad and scratch, when given, are
-    (N, D) buffers used instead of new arrays; the gradient is written into grad."""
-    xp = module_of(logits)
-    nll, e = _nll_without_logs(logits, x, grad)
-    one_plus_e = xp.add(e, 1, out=scratch)
-    q = xp.divide(e, one_plus_e, out=e)
-    nll += sum_log(one_plus_e)
-    sign = xp.sign(logits, out=one_plus_e)
-    q *= sign
-    step = sign
-    step += 1
-    step /= 2
-    step -= x
-    return nll, xp.subtract(step, q, out=q)
-
-
 def log_mean_exp(values, axis):
     """log((1/K) Σ_k exp(v_k)) along axis, stably: m + log(mean(exp(v − m))) with m = max v.
 
-    This is how an ensemble of K masks is averaged: in probability, never in logits.
+    This is how an ensemble of K masks is averaged: in probability, never in logits
+    (MADE.log_prob takes the same sum one mask at a time, as a running log-sum-exp).
     """
     xp = module_of(values)
     peak = values.max(axis=axis, keepdims=True)

@@ -70,7 +70,7 @@ def staircase_floor(x, hidden, direct, n_batches, gpu, repeat, batch_size=100):
     """Seconds of the matrix products alone as the staircase computes them (its blocks, under one
     mask, on random activations), for n_batches minibatches: the floor of the fast path."""
     model = MADE(x.shape[1], hidden, direct=direct, seed=0, gpu=gpu)
-    network, xp = model.sorted_network(), model.xp
+    network, xp = model.engine.sorted_network(), model.xp
     rng = np.random.default_rng(0)
     sizes = [x.shape[1]] + list(hidden)
     products = [(network.products[name], model.params[name], sizes[source], layer.size, source > 0)
@@ -93,7 +93,7 @@ def multiply_adds(x, hidden, direct, batch_size=100):
     """(dense, staircase) multiply-adds of one minibatch's products (forward, weight gradient, and
     input gradient where the input is a hidden layer), under mask 0."""
     model = MADE(x.shape[1], hidden, direct=direct, seed=0)
-    network = model.sorted_network()
+    network = model.engine.sorted_network()
     dense = staircase = 0
     for layer in model.layers:
         for name, source in layer.inputs:
@@ -146,7 +146,7 @@ def evaluation_rate(x, hidden, n_masks, gpu, batch_size=1000):
 def small_call_time(x, hidden, n, gpu, direct=False):
     """Seconds of one log_prob of n examples under mask 1 of a 32-mask cycle: a mask that is not
     the model's own, so a large call sorts a copy of the weights and a small one multiplies densely
-    (made.SORTED_COPY_PAYS_FROM)."""
+    (engine.SORTED_COPY_PAYS_FROM)."""
     model = MADE(x.shape[1], hidden, n_masks=32, direct=direct, seed=0, gpu=gpu)
     model.use_mask(1)
     return timed(lambda: model.log_prob(x[:n]), gpu)

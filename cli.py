@@ -88,7 +88,7 @@ def path(text):
 
 def check_ensemble(masks, model, flag):
     """Refuse an ensemble larger than the number of distinct masks the model was trained on."""
-    available = model.distinct_masks
+    available = model.n_distinct_masks
     if available is not None and masks > available:
         raise data.DataError(f"{flag} {masks}: the model was trained on {available} distinct "
                              f"mask{'s' if available > 1 else ''}, so an ensemble holds at most {available}")

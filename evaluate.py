@@ -19,7 +19,7 @@ import cli
 import data
 import files
 import runs
-from made import completes_in_own_ordering
+from ancestral import completes_in_own_ordering, log_prob_observed, log_prob_unobserved
 
 
 def build_parser():
@@ -65,9 +65,9 @@ def report(args):
         if not completes_in_own_ordering(model, observed):
             print("evaluate.py: warning: the model was trained on one ordering, which does not put the "
                   "observed values first; the orderings that do are outside what it learned", file=sys.stderr)
-        score = model.log_prob_unobserved if args.complete else model.log_prob_observed
+        score = log_prob_unobserved if args.complete else log_prob_observed
         progress = runs.Progress("one ordering per observation pattern", "examples")
-        log_p = score(x, observed, seed=args.seed, batch_size=args.batch_size, progress=progress)
+        log_p = score(model, x, observed, seed=args.seed, batch_size=args.batch_size, progress=progress)
         runs.Progress.clear()
         what = (f"{'log p(x_U | x_O)' if args.complete else 'log p(x_O)'} with --observe {args.observe} "
                 f"({int(observed.sum(1).mean())} observed values on average)")
@@ -93,7 +93,7 @@ def tested_with(settings, model):
     saved = settings.get("test_masks")
     if not isinstance(saved, int) or isinstance(saved, bool) or saved < 1:
         return 1
-    return min(saved, model.distinct_masks or saved)
+    return min(saved, model.n_distinct_masks or saved)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ applies them.
     loss, grads = model.loss_and_grads(x)
     opt.step(grads)                       # model.params changed in place
 
-Each rule keeps its per-parameter state in named slots (arrays shaped like the parameters) and a
-step counter t; state_dict() returns all of it as arrays so a checkpoint resumes exactly.
+Each rule is a small class: its equations in the docstring, its `update` doing them in place on one
+parameter (or a piece of one). It keeps its per-parameter state in named slots (arrays shaped like
+the parameters) and a step counter t; state_dict() returns all of it as arrays, so a checkpoint
+resumes exactly. Temporaries live in scratch buffers made once.
 
-When the gradients say which parts of each parameter can be nonzero (grads.regions, as MADE's
-loss_and_grads gives them under a fixed mask: the blocks of the staircase), an update touches only
-those parts. Elsewhere the gradient has been zero at every step, so every rule here would leave
-the weight and its state as they are. Temporaries live in scratch buffers made once.
+Where the gradients say in which pieces to update (grads.parts(), as MADE's engine gives them under
+a one-mask model: the blocks of its staircase, cut into bands that stay in the cache), step
+updates only those. Elsewhere the gradient has been zero at every step, so every rule here would
+leave the weight and its state as they are.
 """
 import math
 
@@ -19,28 +21,13 @@ import numpy as np
 
 import backend
 
-BAND = 2 ** 18   # elements updated at a time: a rule's few passes over them stay in the cache
 
-
-def bands(grads):
-    """(name, index expression) pieces of an update: the regions of each gradient (grads.regions,
-    else the whole array) cut into bands of whole rows of about BAND elements. A rule makes
-    several passes over its arrays; band by band, the later passes find them in the cache (a
-    region cut at its block's width is worth it on long rows only, see staircase.LONG_ROWS)."""
-    regions = getattr(grads, "regions", {})
-    for name, grad in grads.items():
-        if grad.ndim == 0:
-            yield name, Ellipsis
-            continue
-        for region in regions.get(name, (Ellipsis,)):
-            region = region if isinstance(region, tuple) else (slice(None),)
-            rows = range(grad.shape[0])[region[0]]
-            if len(rows):
-                step = max(1, BAND * len(rows) // max(grad[region].size, 1))
-                if backend.is_device_array(grad):  # a GPU streams whole regions at once
-                    step = len(rows)
-                for start in range(rows.start, rows.stop, step):
-                    yield name, (slice(start, min(start + step, rows.stop)),) + region[1:]
+def parts(grads):
+    """(name, index expression) of every piece to update: grads.parts() when the gradients have
+    them, else every parameter whole."""
+    if hasattr(grads, "parts"):
+        return grads.parts()
+    return ((name, Ellipsis) for name in grads)
 
 
 class Optimizer:
@@ -56,11 +43,9 @@ class Optimizer:
         self._scratch = {}
 
     def step(self, grads):
-        """Apply one update to every parameter that has a gradient (only within grads.regions,
-        when the gradients have them); t counts the steps."""
-        for name, index in bands(grads):
-            self.update(self.params[name][index], grads[name][index],
-                        *(self.state[slot][name][index] for slot in self.slots))
+        """Apply one update to every parameter that has a gradient; t counts the steps."""
+        for name, piece in parts(grads):
+            self.update(self.params[name][piece], grads[name][piece], *(self.state[slot][name][piece] for slot in self.slots))
         self.t += 1
 
     def scratch(self, like, index=0):

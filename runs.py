@@ -256,9 +256,9 @@ class Checkpoint:
 
 def optimizer_state_renumbered(model, state, to_natural):
     """The optimizer's state entries ("slot.param") renumbered like their parameters, to the data's
-    numbering (what files hold) or back to the model's layout; "t" and misshapen entries pass
-    unchanged (the optimizer's own checks then name what is wrong)."""
-    renumber = model.to_natural if to_natural else model.from_natural
+    numbering (what files hold) or back to the engine's layout (engine.py); "t" and misshapen
+    entries pass unchanged (the optimizer's own checks then name what is wrong)."""
+    renumber = model.engine.natural if to_natural else model.engine.from_natural
     result = {}
     for key, value in state.items():
         name = key.split(".", 1)[-1]

@@ -20,8 +20,7 @@ import cli
 import data
 import files
 import runs
-from ancestral import complete, sample  # noqa: F401  (also the public API: from sample import sample)
-from made import completes_in_own_ordering
+from ancestral import complete, completes_in_own_ordering, sample  # noqa: F401  (also the public API: from sample import sample)
 
 
 # ----------------------------------------------------------------------------------------------

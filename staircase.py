@@ -1,8 +1,9 @@
-"""The fast path: MADE's masked products computed only where the masks are nonzero.
+"""The CPU engine's products: MADE's masked products computed only where the masks are nonzero.
 
 Read made.py first: there every layer multiplies by W ⊙ M with the whole of W, and about half of
 every mask is zero, so half of every product is spent multiplying zeros. This file computes the
-same numbers without them (the tests hold it equal to made.py's dense reference).
+same numbers without them (the tests hold it equal to made.py's dense reference); engine.py
+decides when to use it.
 
 Sort the units of every layer by degree (the inputs by their position in the ordering, each hidden
 layer's units by m(k)). Then row i of every mask is 1 on a prefix of the columns and 0 after it,
@@ -15,34 +16,112 @@ width_r = prefix[r1 − 1], so each product becomes a few dense products of sub-
     weight gradient  ∂W[r0:r1, :width_r] = g[:, r0:r1]ᵀ · x[:, :width_r]   (then ⊙ M on the edge)
     input gradient   ∂x[:, c0:c1]   = g[:, r0:] · W[r0:, c0:c1]   for the columns c0…c1−1 between
                      two blocks' widths (width_{r−1} and width_r): the blocks above r end before c0
-A block's top rows end before width_r: that triangle-like "edge" holds weights the mask removes.
-prepare sets them to zero in W itself before the products (they can never matter; whatever was
-written there, the model stays autoregressive; and it costs a pass over the edges only, about 1/B
-of the weight), and their gradient is masked to zero there. Everything right of width_r is never
-read or written, and the optimizers never update it. With B blocks the products cost about
-(1 + 1/B)/2 of the dense ones; B grows with the layer's size (a product of few rows runs below
-the machine's speed).
+A block's top rows end before width_r: that triangle-like "edge" holds weights the mask removes,
+and the products read them. So they must be zero in the array the products multiply: the engine
+keeps them zero in a one-mask model's own weights (and checks, before every use, by reading the
+edges: removed_are_zero) and sets them to zero in the sorted copies it makes (zero_removed). The
+products never write the weights. Everything right of width_r is never read or written, and the
+optimizers never update it. With B blocks the products cost about (1 + 1/B)/2 of the dense ones;
+B grows with the layer's size (a product of few rows runs below the machine's speed).
 
 Two products share one interface (prepare, forward, backward_input, backward_weight and the
 mask-conditioning pair), so Network below is written once:
     Staircase  the blocks above, for weights in the sorted layout of their mask;
     DenseMask  W ⊙ M in full, for any layout (training over a cycle of masks, where sorting the
                weights again for every minibatch would cost more than the blocks save; evaluating
-               fewer examples than a sorted copy pays for, made.SORTED_COPY_PAYS_FROM; and
-               everything on a GPU, where a product costs its launch and blocks only add launches).
+               fewer examples than a sorted copy pays for; and everything on a GPU, where a
+               product costs its launch and blocks only add launches).
 
 Network runs the model's layers over one set of products with buffers allocated once per batch
 size: a training step allocates nothing of a weight's size. Its gradients live in buffers too and
-are valid until its next call.
+are valid until its next call. Its loss is autograd.bernoulli_nll and its gradient, arranged for
+speed (one exponential per logit, the logarithms folded): the functions just below.
 """
 import numpy as np
 
-from autograd import ACTIVATIONS, bernoulli_nll_and_backward, bernoulli_nll_into
+from typing import NamedTuple
+
+import backend
+from autograd import ACTIVATIONS
 from backend import module_of
 
 ROWS_PER_BLOCK = 128   # a block smaller than this runs below the speed of a matrix product
 MAX_BLOCKS = 16        # beyond this, the products saved no longer pay for the extra calls
 LONG_ROWS = 2048       # rows shorter than this update faster whole than cut at the block's width
+BAND = 2 ** 18         # elements an optimizer updates at a time: its passes over them stay in the cache
+
+
+# ----------------------------------------------------------------------------------------------
+# The loss, arranged for speed: autograd.bernoulli_nll and bernoulli_nll_backward, with buffers.
+
+
+def bernoulli_nll_into(logits, x, scratch):
+    """autograd.bernoulli_nll with its terms in a buffer, for evaluation.  scratch: an array of logits' shape.
+    The same sum, arranged for speed: see _nll_without_logs and sum_log."""
+    nll, e = _nll_without_logs(logits, x, scratch)
+    e += 1
+    nll += sum_log(e)
+    return nll
+
+
+def _nll_without_logs(logits, x, out):
+    """softplus(a) − x a = max(a, 0) − x a + log(1 + e) with e = e^{−|a|}: the first two terms summed
+    per example (N,), as Σ_d max(a, 0) = Σ_d (|a| + a) / 2 (sums run faster than a max on random
+    signs), and e (N, D), written into `out`, whose log(1 + e) remain to be added."""
+    xp = module_of(logits)
+    e = xp.abs(logits, out=out)
+    nll = e.sum(axis=1)
+    nll += logits.sum(axis=1)
+    nll /= 2
+    nll -= xp.einsum("nd,nd->n", x, logits)
+    xp.negative(e, out=e)
+    return nll, xp.exp(e, out=e)
+
+
+def sum_log(values, folds=6):
+    """Σ_d log v_d of each row (N,) for values v in [1, 2] (N, D), overwriting them.
+
+    The logarithm is the dearest step of the NLL (in float32 it costs as much as ten additions),
+    so take fewer of them: Σ log v = log Π v. The row is folded onto itself `folds` times, each
+    column of its first half multiplied by one of its second half; a column then holds the product
+    of at most 2^folds values in [1, 2], at most 2^64, far inside float32's range. The products
+    add a rounding of at most 2^folds ε each, so the sum moves by about D ε (5e-5 nats for a
+    784-pixel image in float32), and D / 2^folds logarithms are left to take.
+    """
+    xp = module_of(values)
+    width = values.shape[1]
+    for _ in range(folds):
+        half = width // 2
+        if half == 0:
+            break
+        xp.multiply(values[:, :half], values[:, width - half:width], out=values[:, :half])
+        width -= half  # an odd row keeps its middle column for the next fold
+    return xp.log(values[:, :width], out=values[:, :width]).sum(axis=1)
+
+
+def bernoulli_nll_and_backward(logits, x, grad=None, scratch=None):
+    """autograd.bernoulli_nll and bernoulli_nll_backward at once, as a training step needs them, from one e = e^{−|a|}:
+        q = σ(−|a|) = e / (1 + e),   σ(a) = step(a) − sign(a) q   (step: 1, ½ at 0, 0 below),
+    so σ(a) − x = step(a) − x − sign(a) q, with no second exp. The small results (σ(a) for a ≪ 0,
+    σ(a) − 1 for a ≫ 0) come from q alone, so they keep their relative precision.
+    (N, D), (N, D) → per-example NLL (N,), gradient (N, D). grad and scratch, when given, are
+    (N, D) buffers used instead of new arrays; the gradient is written into grad."""
+    xp = module_of(logits)
+    nll, e = _nll_without_logs(logits, x, grad)
+    one_plus_e = xp.add(e, 1, out=scratch)
+    q = xp.divide(e, one_plus_e, out=e)
+    nll += sum_log(one_plus_e)
+    sign = xp.sign(logits, out=one_plus_e)
+    q *= sign
+    step = sign
+    step += 1
+    step /= 2
+    step -= x
+    return nll, xp.subtract(step, q, out=q)
+
+
+# ----------------------------------------------------------------------------------------------
+# The products
 
 
 def prefixes(degrees_out, degrees_in, strict):
@@ -51,10 +130,44 @@ def prefixes(degrees_out, degrees_in, strict):
     return np.searchsorted(degrees_in, degrees_out, side="left" if strict else "right")
 
 
+def dense_mask(degrees_out, degrees_in, strict, xp, dtype):
+    """The same mask in full, for units in any order: M[i, j] = 1[degrees_out[i] ≥ degrees_in[j]]
+    (> when strict), made.mask_matrices' comparison. (n_out,), (n_in,) → (n_out, n_in)."""
+    degrees_out, degrees_in = xp.asarray(degrees_out)[:, None], xp.asarray(degrees_in)[None, :]
+    keep = degrees_out > degrees_in if strict else degrees_out >= degrees_in
+    return keep.astype(dtype, copy=False)
+
+
 def block_edges(n, rows_per_block=ROWS_PER_BLOCK, max_blocks=MAX_BLOCKS):
     """Boundaries 0 = e_0 < … < e_B = n of B nearly equal blocks, B = clip(n / rows_per_block, 1, max_blocks)."""
     n_blocks = int(min(max_blocks, max(1, round(n / rows_per_block))))
     return np.linspace(0, n, n_blocks + 1).round().astype(int)
+
+
+class RowBlock(NamedTuple):
+    """Rows first … end−1 of a staircase. They need only the columns before `width` (the last
+    row's prefix). Between `edge_start` (the first row's prefix) and `width` lies the edge, where
+    the rows keep prefixes of different lengths: there `kept` is 1 where the mask keeps a weight
+    and `removed` is 1 where it removes one, both (end − first, width − edge_start), and `scratch`
+    is a buffer of that shape for removed_are_zero."""
+    first: int
+    end: int
+    edge_start: int
+    width: int
+    kept: object
+    removed: object
+    scratch: object
+
+    def edge(self, weight):
+        """The part of a weight (or its gradient) that lies on this block's edge."""
+        return weight[self.first:self.end, self.edge_start:self.width]
+
+
+class ColumnBlock(NamedTuple):
+    """Columns first … end−1, fed only by the row blocks from row `first_row` on (the input gradient's blocks)."""
+    first: int
+    end: int
+    first_row: int
 
 
 class Staircase:
@@ -63,78 +176,91 @@ class Staircase:
     prefix: (n_out,) nondecreasing.
     """
 
+    needs_buffer = False  # it multiplies the weight itself, not a masked copy
+
     def __init__(self, prefix, n_in, xp, dtype):
         prefix = np.asarray(prefix, dtype=np.int64)
         if np.any(np.diff(prefix) < 0) or prefix.min(initial=0) < 0 or prefix.max(initial=0) > n_in:
             raise ValueError("a staircase needs nondecreasing prefixes within the columns")
         self.n_out, self.n_in = len(prefix), n_in
-        edges = block_edges(self.n_out)
-        # row blocks: (r0, r1, start, width, edge mask (r1 − r0, width − start) of the staircase's edge)
-        self.row_blocks = []
-        for r0, r1 in zip(edges[:-1], edges[1:]):
-            start, width = int(prefix[r0]), int(prefix[r1 - 1])
-            edge = (np.arange(start, width)[None, :] < prefix[r0:r1, None]).astype(dtype)
-            self.row_blocks.append((r0, r1, start, width, xp.asarray(edge)))
-        # column blocks for the input gradient, cut where the row blocks' widths change:
-        # (c0, c1, first row): columns c0…c1−1 meet only the row blocks from `first` on, and lie
-        # within each one's width, so what they read there is kept or zeroed edge
-        self.column_blocks, c0 = [], 0
-        for r0, _, _, width, _ in self.row_blocks:
-            if width > c0:
-                self.column_blocks.append((c0, width, r0))
-                c0 = width
-        self.unseen = c0  # columns from here on feed no row: their input gradient is zero
+        self.row_blocks, edges = [], block_edges(self.n_out)
+        for first, end in zip(edges[:-1], edges[1:]):
+            edge_start, width = int(prefix[first]), int(prefix[end - 1])
+            kept = np.arange(edge_start, width)[None, :] < prefix[first:end, None]
+            self.row_blocks.append(RowBlock(int(first), int(end), edge_start, width, xp.asarray(kept.astype(dtype)),
+                                            xp.asarray((~kept).astype(dtype)), xp.empty(kept.shape, dtype=dtype)))
+        # Cut the columns where the row blocks' widths change: the columns between two widths
+        # meet only the row blocks from the wider one on, and lie within each one's width.
+        self.column_blocks, first = [], 0
+        for block in self.row_blocks:
+            if block.width > first:
+                self.column_blocks.append(ColumnBlock(first, block.width, block.first))
+                first = block.width
+        self.unseen = first  # columns from here on feed no row: their input gradient is zero
 
-    needs_buffer = False
+    def removed_are_zero(self, weight):
+        """Whether every weight the mask removes on the blocks' edges is zero in `weight`, which the
+        products can then multiply as it is. Reads the edges (about 1/B of the weight), writes nothing."""
+        for block in self.row_blocks:
+            if block.removed.size:
+                module_of(weight).multiply(block.edge(weight), block.removed, out=block.scratch)
+                if block.scratch.any():
+                    return False
+        return True
+
+    def zero_removed(self, weight):
+        """Set the removed weights on the edges to zero, in an array the engine owns (a sorted copy)."""
+        for block in self.row_blocks:
+            block.edge(weight)[...] *= block.kept
+        return weight
 
     def prepare(self, weight, buffer=None):
-        """The array the products use: the weight itself, its edges' removed entries set to zero."""
-        for r0, r1, start, width, edge in self.row_blocks:
-            weight[r0:r1, start:width] *= edge
+        """The array the products use: the weight itself (its removed weights must be zero)."""
         return weight
 
     def forward(self, weight, x, out):
         """out = x (W ⊙ M)ᵀ, block by block.  x: (N, n_in), out: (N, n_out)."""
         xp = module_of(out)
-        for r0, r1, _, width, _ in self.row_blocks:
-            if width == 0:
-                out[:, r0:r1] = 0
+        for block in self.row_blocks:
+            rows = slice(block.first, block.end)
+            if block.width == 0:
+                out[:, rows] = 0
             else:
-                xp.matmul(x[:, :width], weight[r0:r1, :width].T, out=out[:, r0:r1])
+                xp.matmul(x[:, :block.width], weight[rows, :block.width].T, out=out[:, rows])
         return out
 
     def backward_input(self, weight, grad_out, out):
         """out = grad_out (W ⊙ M), by blocks of columns.  grad_out: (N, n_out), out: (N, n_in)."""
         xp = module_of(out)
-        for c0, c1, first in self.column_blocks:
-            xp.matmul(grad_out[:, first:], weight[first:, c0:c1], out=out[:, c0:c1])
+        for block in self.column_blocks:
+            columns = slice(block.first, block.end)
+            xp.matmul(grad_out[:, block.first_row:], weight[block.first_row:, columns], out=out[:, columns])
         out[:, self.unseen:] = 0
         return out
 
     def backward_weight(self, grad_out, x, out):
         """out = (grad_outᵀ x) ⊙ M on the blocks; the rest of out is never written (it stays zero)."""
         xp = module_of(out)
-        for r0, r1, start, width, edge in self.row_blocks:
-            if width:
-                xp.matmul(grad_out[:, r0:r1].T, x[:, :width], out=out[r0:r1, :width])
-                out[r0:r1, start:width] *= edge
+        for block in self.row_blocks:
+            if block.width:
+                rows = slice(block.first, block.end)
+                xp.matmul(grad_out[:, rows].T, x[:, :block.width], out=out[rows, :block.width])
+                block.edge(out)[...] *= block.kept
         return out
 
     def conditioning(self, cond, buffer=None):
-        """Σ_j U_ij M_ij per row (U prepare()d like W).  (n_out, n_in) → (n_out,)."""
-        xp = module_of(cond)
-        self.prepare(cond)
-        result = xp.zeros(self.n_out, dtype=cond.dtype)
-        for r0, r1, _, width, _ in self.row_blocks:
-            if width:
-                cond[r0:r1, :width].sum(axis=1, out=result[r0:r1])
+        """Σ_j U_ij M_ij per row (U's removed entries zero, like W's).  (n_out, n_in) → (n_out,)."""
+        result = module_of(cond).zeros(self.n_out, dtype=cond.dtype)
+        for block in self.row_blocks:
+            if block.width:
+                cond[block.first:block.end, :block.width].sum(axis=1, out=result[block.first:block.end])
         return result
 
     def conditioning_backward(self, grad_bias, out):
         """∂L/∂U = grad_bias_i M_ij on the blocks.  grad_bias: (n_out,)."""
-        for r0, r1, start, width, edge in self.row_blocks:
-            out[r0:r1, :width] = grad_bias[r0:r1, None]
-            out[r0:r1, start:width] *= edge
+        for block in self.row_blocks:
+            out[block.first:block.end, :block.width] = grad_bias[block.first:block.end, None]
+            block.edge(out)[...] *= block.kept
         return out
 
     def regions(self):
@@ -142,14 +268,14 @@ class Staircase:
         An update over a strided block costs two to three and a half times as much per element as
         one over whole rows (NumPy's loops run along rows; BENCHMARKS.md), so short rows are given
         whole, as one band from the first row that has any weight."""
-        live = [(r0, r1, width) for r0, r1, _, width, _ in self.row_blocks if width]
+        live = [block for block in self.row_blocks if block.width]
         if self.n_in < LONG_ROWS:
-            return [(slice(live[0][0], self.n_out), slice(None))] if live else []
-        return [(slice(r0, r1), slice(0, width)) for r0, r1, width in live]
+            return [(slice(live[0].first, self.n_out), slice(None))] if live else []
+        return [(slice(block.first, block.end), slice(0, block.width)) for block in live]
 
     def multiply_adds(self, n):
         """Multiply-adds of one forward product for n examples (the same for each backward one)."""
-        return n * sum((r1 - r0) * width for r0, r1, _, width, _ in self.row_blocks)
+        return n * sum((block.end - block.first) * block.width for block in self.row_blocks)
 
 
 class DenseMask:
@@ -160,6 +286,12 @@ class DenseMask:
 
     def __init__(self, mask):
         self.mask = mask
+
+    def removed_are_zero(self, weight):
+        return True  # it multiplies W ⊙ M, whatever W holds where M is zero
+
+    def zero_removed(self, weight):
+        return weight
 
     def prepare(self, weight, buffer):
         return module_of(weight).multiply(weight, self.mask, out=buffer)
@@ -196,18 +328,40 @@ class Gradients(dict):
         super().__init__(arrays)
         self.regions = regions
 
+    def parts(self):
+        """(name, index expression) of the pieces an optimizer updates: each gradient's regions cut
+        into bands of whole rows of about BAND elements. A rule makes several passes over its
+        arrays; band by band, the later passes find them in the cache (a region cut at its block's
+        width is worth it on long rows only, see LONG_ROWS). A GPU streams whole regions at once."""
+        for name, grad in self.items():
+            if grad.ndim == 0:
+                yield name, Ellipsis
+                continue
+            for region in self.regions.get(name, (Ellipsis,)):
+                region = region if isinstance(region, tuple) else (slice(None),)
+                rows = range(grad.shape[0])[region[0]]
+                if not len(rows):
+                    continue
+                step = len(rows) if backend.is_device_array(grad) else \
+                    max(1, BAND * len(rows) // max(grad[region].size, 1))
+                for start in range(rows.start, rows.stop, step):
+                    yield name, (slice(start, min(start + step, rows.stop)),) + region[1:]
+
+
+# ----------------------------------------------------------------------------------------------
+# The network
+
 
 class Network:
     """The model's layers (made.Layer) over weights in one layout, with a product per masked weight.
 
     weights: name → array (the model's parameters themselves, or a sorted copy for evaluation);
     products: masked weight name → Staircase or DenseMask; input_order: x[:, input_order] is the
-    input in this layout (the logits come out in the same order); degrees: the sorted degrees of
-    each source's units, when the layout is a mask's sorted one (the fast sampler reads them).
+    input in this layout (the logits come out in the same order).
     """
 
-    def __init__(self, layers, weights, products, activation, input_order, xp, dtype, degrees=None):
-        self.layers, self.weights, self.products, self.degrees = layers, weights, products, degrees
+    def __init__(self, layers, weights, products, activation, input_order, xp, dtype):
+        self.layers, self.weights, self.products = layers, weights, products
         self.activate, self.activation_backward = ACTIVATIONS[activation]
         self.input_order = xp.asarray(input_order)
         self.xp, self.dtype = xp, dtype
@@ -286,18 +440,36 @@ class Network:
         return {name: product.prepare(self.weights[name], self.masked.get(name))
                 for name, product in self.products.items()}
 
-    def log_prob(self, x, columns=slice(None), prepared=None):
-        """log p(x) (N,) of a batch: the sum of log p(x_d | x_<d) over the given columns of this
-        layout (all of them by default; in a mask's sorted layout a slice is a range of positions).
-        prepared: as for forward (prepare() once for many batches under one mask)."""
+    def _masked_weights(self):
+        """(product, weight) for every masked weight, the mask-conditioning U's included."""
+        for layer in self.layers:
+            for (name, _), cond in zip(layer.inputs, layer.conds):
+                yield self.products[name], self.weights[name]
+                if cond is not None:
+                    yield self.products[name], self.weights[cond]
+
+    def removed_weights_are_zero(self):
+        """Whether the products can multiply the weights as they are (Staircase.removed_are_zero)."""
+        return all(product.removed_are_zero(weight) for product, weight in self._masked_weights())
+
+    def zero_removed_weights(self):
+        """Make them so, in weights the engine owns (a sorted copy); returns the network."""
+        for product, weight in self._masked_weights():
+            product.zero_removed(weight)
+        return self
+
+    def log_prob(self, x, prepared=None, columns=None):
+        """log p(x) (N,) of a batch: Σ_d log p(x_d | x_<d), over all the outputs or over the given
+        columns of this layout. prepared: as for forward (prepare() once for many batches)."""
         logits = self.forward(x, prepared)
         buffers = self._buffers_for(x.shape[0])
-        return -bernoulli_nll_into(logits[:, columns], buffers["activations"][0][:, columns],
-                                   buffers["scratch"][:, columns])
+        if columns is None:
+            return -bernoulli_nll_into(logits, buffers["activations"][0], buffers["scratch"])
+        return -bernoulli_nll_into(logits[:, columns], buffers["activations"][0][:, columns], buffers["scratch"][:, columns])
 
     def loss_and_grads(self, x):
         """Mean NLL of a minibatch (0-d array) and Gradients keyed like the weights, in this layout:
-        the backward pass of made.MADE.reference_loss_and_grads, product by product."""
+        made.backward_pass, product by product."""
         prepared = self.prepare()
         logits = self.forward(x, prepared)
         buffers = self._buffers_for(x.shape[0], backward=True)

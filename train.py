@@ -29,7 +29,8 @@ import files
 import optim
 import runs
 from autograd import ACTIVATIONS
-from made import INITS, SHUFFLES, MADE, distinct_masks, state_arrays
+from config import INITS, SHUFFLES, count_distinct_masks
+from made import MADE, state_arrays
 
 # Settings that --resume lets you change; every other flag given again must match the run.
 RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "data_dir", "eval_batch_size", "checkpoint_every")
@@ -156,14 +157,14 @@ def parse_args(argv):
 def complete_settings(args):
     """Fill in the defaults that depend on other flags: the learning rate and the ensembles' sizes."""
     args.lr = optim.DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
-    distinct = distinct_masks(args.masks, args.shuffle) or math.inf
+    distinct = count_distinct_masks(args.masks, args.shuffle) or math.inf
     args.test_masks = args.test_masks or min(distinct, 1000)
     args.valid_masks = args.valid_masks or min(distinct, 32)
 
 
 def inconsistency(args):
     """What is impossible in a combination of settings, or None."""
-    distinct = distinct_masks(args.masks, args.shuffle)
+    distinct = count_distinct_masks(args.masks, args.shuffle)
     if not args.hidden and not args.direct:
         return "--hidden none (the shallow MADE) needs --direct"
     if args.rho is not None and args.rho >= 1:

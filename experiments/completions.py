@@ -9,13 +9,13 @@ otherwise: MADEs side by side, with the completion log-likelihood as a number be
     #   --out results/mnist_8000_32masks/completions_random_half.png
 
 For every run, over the whole test set: log p(x_U | x_O), the unobserved values given the
-observed ones, under an ordering that puts the observed values first (MADE.log_prob_unobserved;
+observed ones, under an ordering that puts the observed values first (ancestral.log_prob_unobserved;
 the same ordering and connectivity seed for every run), and under an ensemble of --orderings such
 orderings. An order-agnostic model never trained on such orderings (no mask of a training cycle
 puts a whole image half first), so for it this measures how well it generalises over orderings,
 which is what completion asks of it; a model of one ordering that puts the observed values first
 (--ordering natural, observing the top half) is scored under its own ordering
-(MADE.use_observed_first). Each mean ± standard error, and the paired difference to the first
+(ancestral.use_observed_first). Each mean ± standard error, and the paired difference to the first
 run, example by example (as in paired.py: a digit that is hard to complete is hard for every
 model, so the difference is known far better than either mean), go to OUT.json. Beside them, what
 the whole digits cost, −log p(x) over the test set, under each of --orderings masks the model
@@ -42,7 +42,8 @@ import files  # noqa: E402
 import runs  # noqa: E402
 from ancestral import complete  # noqa: E402
 from autograd import log_mean_exp  # noqa: E402
-from made import completes_in_own_ordering, sample_ordering, trained_on_one_ordering  # noqa: E402
+from ancestral import completes_in_own_ordering, log_prob_observed, log_prob_unobserved, trained_on_one_ordering  # noqa: E402
+from made import sample_ordering  # noqa: E402
 from sample import image_side, save_grid  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def completion_nll(model, x, observed, seeds):
     orderings drawn from `seeds`: −log (1/K) Σ_k p_k(x_U | x_O). Each p_k is a distribution over
     x_U, so their average is one too (the paper's ensembles, section 4.3, for a conditional)."""
     x = backend.to_device(x, False, model.dtype)
-    log_p = np.stack([backend.to_host(model.log_prob_unobserved(x, observed, seed=seed)).astype(np.float64)
+    log_p = np.stack([backend.to_host(log_prob_unobserved(model, x, observed, seed=seed)).astype(np.float64)
                       for seed in seeds])
     return -log_mean_exp(log_p, axis=0)
 
@@ -68,7 +69,7 @@ def nll_per_ordering(model, x, observed, n_orderings, seed):
         return -backend.to_host(log_p).astype(np.float64).mean()
 
     nll = {"trained": [], "new": [], "observed_first": []}
-    distinct = model.distinct_masks  # (None: a fresh mask every minibatch, no end to them)
+    distinct = model.n_distinct_masks  # (None: a fresh mask every minibatch, no end to them)
     with model.keeping_mask():
         for k in range(n_orderings if distinct is None else min(n_orderings, distinct)):
             model.use_mask(k)
@@ -77,8 +78,8 @@ def nll_per_ordering(model, x, observed, n_orderings, seed):
             new_ordering = sample_ordering(model.n_in, backend.random_generator(seed, "new_orderings", k))
             model.use_ordering(new_ordering, seed=k)
             nll["new"].append(mean_nll(model.log_prob(x)))
-            nll["observed_first"].append(mean_nll(model.log_prob_observed(x, observed, seed=seed + k) +
-                                                  model.log_prob_unobserved(x, observed, seed=seed + k)))
+            nll["observed_first"].append(mean_nll(log_prob_observed(model, x, observed, seed=seed + k) +
+                                                  log_prob_unobserved(model, x, observed, seed=seed + k)))
     return {name: np.array(values) for name, values in nll.items()}
 
 
@@ -117,9 +118,9 @@ def ensemble_label(model, observed, n_orderings):
     for a model whose one ordering already puts the observed first, masks of that ordering."""
     if not (trained_on_one_ordering(model) and completes_in_own_ordering(model, observed)):
         return f"{n_orderings} orderings"
-    if model.distinct_masks == 1:
+    if model.n_distinct_masks == 1:
         return "its own ordering and mask"
-    return f"{min(n_orderings, model.distinct_masks)} masks of its own ordering"
+    return f"{min(n_orderings, model.n_distinct_masks)} masks of its own ordering"
 
 
 def plural(count, noun):

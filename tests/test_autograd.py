@@ -65,20 +65,6 @@ def test_bernoulli_nll_value_and_backward():
     assert check_gradient(lambda: autograd.bernoulli_nll(logits, x).sum(), logits, grad) < TOLERANCE
 
 
-@pytest.mark.parametrize("scale", [1.0, 50.0, 1e4])
-def test_fused_loss_and_gradient_match_the_separate_ones(scale):
-    rng = np.random.default_rng(7)
-    logits = rng.standard_normal((6, 9)) * scale
-    x = (rng.random((6, 9)) < 0.5).astype(np.float64)
-    nll, grad = autograd.bernoulli_nll_and_backward(logits, x)
-    np.testing.assert_allclose(nll, autograd.bernoulli_nll(logits, x), rtol=1e-14)
-    np.testing.assert_allclose(grad, autograd.bernoulli_nll_backward(logits, x), rtol=1e-14, atol=1e-15)
-    # in the tails the fused gradient keeps its relative precision, where σ(a) − 1 would cancel:
-    # for x = 1 it is σ(a) − 1 = −σ(−a), and σ is exact in its tails
-    exact = np.where(x == 1, -autograd.sigmoid(-logits), autograd.sigmoid(logits))
-    np.testing.assert_allclose(grad, exact, rtol=1e-14, atol=1e-300)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_loss_is_finite_and_right_for_extreme_logits(dtype):
     logits = np.array([[1e4, -1e4, 1e4, -1e4, 80.0, -80.0]], dtype=dtype)
@@ -86,22 +72,10 @@ def test_loss_is_finite_and_right_for_extreme_logits(dtype):
     with np.errstate(over="raise", divide="raise", invalid="raise"):  # no overflow, no log(0)
         nll = autograd.bernoulli_nll(logits, x)
         grad = autograd.bernoulli_nll_backward(logits, x)
-        fused_nll, fused_grad = autograd.bernoulli_nll_and_backward(logits, x)
     # right guesses cost ~0; each wrong guess with |a| = 1e4 costs 1e4 nats
-    for value, gradient in ((nll, grad), (fused_nll, fused_grad)):
-        np.testing.assert_allclose(value, [2e4], rtol=1e-6)
-        np.testing.assert_allclose(gradient, [[0, 0, 1, -1, 0, 0]], atol=1e-30)
-        assert value.dtype == dtype and gradient.dtype == dtype
-
-
-@pytest.mark.parametrize("width", [1, 2, 3, 7, 64, 65, 784, 1000])
-def test_sum_log_equals_the_sum_of_logs(width):
-    values = 1 + np.random.default_rng(width).random((4, width))
-    np.testing.assert_allclose(autograd.sum_log(values.copy()), np.log(values).sum(axis=1), rtol=1e-13)
-    # float32 at the top of the range: 784 values of 2 fold into products of 2^64, no overflow
-    twos = np.full((2, 784), 2.0, dtype=np.float32)
-    with np.errstate(over="raise"):
-        np.testing.assert_allclose(autograd.sum_log(twos), 784 * np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(nll, [2e4], rtol=1e-6)
+    np.testing.assert_allclose(grad, [[0, 0, 1, -1, 0, 0]], atol=1e-30)
+    assert nll.dtype == dtype and grad.dtype == dtype
 
 
 def test_sigmoid_and_softplus_tails_are_exact():
@@ -115,13 +89,3 @@ def test_log_mean_exp_matches_a_float64_average_of_probabilities():
     values = np.random.default_rng(5).standard_normal((7, 4)) * 30 - 100
     direct = np.log(np.exp(values.astype(np.longdouble)).mean(axis=0))
     np.testing.assert_allclose(autograd.log_mean_exp(values, axis=0), direct.astype(np.float64), rtol=1e-12)
-
-
-@pytest.mark.parametrize("scale", [1.0, 50.0])
-def test_nll_into_a_buffer_equals_the_plain_one(scale):
-    rng = np.random.default_rng(8)
-    logits = rng.standard_normal((6, 9)) * scale
-    x = (rng.random((6, 9)) < 0.5).astype(np.float64)
-    scratch = np.empty_like(logits)
-    np.testing.assert_allclose(autograd.bernoulli_nll_into(logits, x, scratch), autograd.bernoulli_nll(logits, x),
-                               rtol=1e-13)

@@ -1,6 +1,6 @@
 """The experiment scripts' own logic: every point of every search grid is a distinct train.py
 command that train.py accepts, the README table's rows have scripts behind them, and the
-completion comparison scores each run as MADE.log_prob_unobserved does."""
+completion comparison scores each run as ancestral.log_prob_unobserved does."""
 import importlib.util
 import json
 import os
@@ -11,7 +11,8 @@ import backend
 import data
 import train
 from conftest import ROOT
-from made import observed_first_ordering, sample_ordering
+from ancestral import log_prob_unobserved, observed_first_ordering
+from made import sample_ordering
 from runs import load_run
 
 
@@ -75,7 +76,7 @@ def test_completions_scores_every_run_on_the_same_orderings(tmp_path):
     model, splits, _ = load_run(runs[1], False)
     test = backend.to_device(splits["test"], False, model.dtype)
     observed = data.observed_mask("top", test.shape, backend.random_generator(0, "observed"))
-    log_p = np.stack([model.log_prob_unobserved(test, observed, seed=seed).astype(np.float64) for seed in range(K)])
+    log_p = np.stack([log_prob_unobserved(model, test, observed, seed=seed).astype(np.float64) for seed in range(K)])
     assert np.isclose(second["one_ordering"]["completion_nll"], -log_p[0].mean())
     ensemble = -(np.logaddexp.reduce(log_p, axis=0) - np.log(K))
     assert np.isclose(second[f"{K}_orderings"]["completion_nll"], ensemble.mean())

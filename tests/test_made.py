@@ -7,7 +7,8 @@ import pytest
 
 from autograd import check_gradient
 from conftest import random_binary
-from made import MADE, CheckpointError, connected_pairs, input_degrees
+import backend
+from made import MADE, CheckpointError, init_weight, input_degrees
 
 ARCHITECTURES = [[9], [9, 8], [9, 8, 7]]
 
@@ -49,11 +50,15 @@ def test_shallow_made_gradients(cond_mask):
 
 
 def test_orthogonal_init_gradients_and_orthogonality():
-    model = MADE(6, [9, 4], init="orthogonal", dtype="float64", seed=9)
-    w = model.params["W0"]  # (9, 6): orthonormal columns (in any numbering of the units)
+    rng = np.random.default_rng(9)
+    w = init_weight((9, 6), "orthogonal", rng)  # orthonormal columns
     np.testing.assert_allclose(w.T @ w, np.eye(6), atol=1e-12)
-    w = model.params["W1"]  # (4, 9): orthonormal rows
+    w = init_weight((4, 9), "orthogonal", rng)  # orthonormal rows
     np.testing.assert_allclose(w @ w.T, np.eye(4), atol=1e-12)
+    # a cycle keeps every weight (each mask uses others); in any numbering of the units
+    model = MADE(6, [9, 4], init="orthogonal", n_masks=2, dtype="float64", seed=9)
+    w = model.params["W0"]
+    np.testing.assert_allclose(w.T @ w, np.eye(6), atol=1e-12)
     check_model_gradients(model, random_binary((5, 6), seed=10))
 
 
@@ -62,10 +67,17 @@ def test_orthogonal_init_gradients_and_orthogonality():
 
 
 def reach_in_data_order(model):
-    """connected_pairs of the model's masks, rows and columns numbered as the data is."""
-    position_in_layout = np.argsort(model.unit_order[0])
-    reach = connected_pairs(model.masks, model.hidden_sizes, model.direct)
-    return reach[position_in_layout][:, position_in_layout]
+    """Which outputs can reach which inputs, from the product of the model's masks (in the data's
+    numbering) along every path: (D, D) 0/1, [d, j] = 1 when some path of kept weights leads from j to d."""
+    masks = {name: np.asarray(backend.to_host(mask), dtype=np.float64) for name, mask in model.natural_masks().items()}
+    reach = 0
+    if model.hidden_sizes:
+        reach = masks["W0"]
+        for layer in range(1, len(model.hidden_sizes) + 1):
+            reach = masks[f"W{layer}"] @ reach
+    if model.direct:
+        reach = reach + masks["W_direct"]
+    return (reach > 0).astype(np.int64)
 
 
 def allowed_pairs(ordering):
@@ -199,3 +211,83 @@ def test_load_refuses_a_file_that_is_not_a_model(tmp_path, small_npz):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CheckpointError, match="corrupt"):
         MADE.load(tmp_path / "junk.npz")
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading never writes; the masks in the data's numbering
+
+
+def bits(model):
+    return {name: value.tobytes() for name, value in model.params.items()}
+
+
+@pytest.mark.parametrize("options", [dict(hidden_sizes=[9, 8], direct=True, cond_mask=True),
+                                     dict(hidden_sizes=[9], n_masks=3), dict(hidden_sizes=[], direct=True, cond_mask=True),
+                                     dict(hidden_sizes=[9], n_masks=0, cond_mask=True)],
+                         ids=["one mask", "cycle", "shallow", "fresh masks"])
+@pytest.mark.parametrize("written", [False, True], ids=["as initialised", "values written where masks remove"])
+def test_reading_leaves_every_parameter_bit_identical(options, written):
+    import ancestral
+    model = MADE(7, seed=20, **options)
+    if written:  # whatever a user put anywhere, the places the masks remove included
+        rng = np.random.default_rng(21)
+        for param in model.params.values():
+            param[...] = rng.standard_normal(param.shape)
+    x = random_binary((600, 7), seed=22)  # enough examples for the sorted copies of a cycle's masks
+    before = bits(model)
+    model.forward(x), model.forward(x[:3]), model.log_prob(x), model.log_prob(x, n_masks=2)
+    model.loss_and_grads(x[:10]), model.reference_loss_and_grads(x[:10]), model.reference_forward(x[:3])
+    ancestral.sample(model, 5), ancestral.sample(model, 5, method="naive")
+    ancestral.complete(model, x[:4], np.arange(7) < 3, n=2)
+    ancestral.log_prob_observed(model, x[:4], np.arange(7) < 3)
+    assert bits(model) == before
+    np.testing.assert_allclose(model.forward(x[:5]), model.reference_forward(x[:5]), rtol=1e-5, atol=1e-6)
+
+
+def test_natural_masks_are_figure_1s_and_the_engines_are_them_renumbered():
+    model = MADE(5, [6, 4], direct=True, n_masks=3, seed=23)
+    for k in range(3):
+        model.use_mask(k)
+        degrees = model.natural_degrees()
+        masks = model.natural_masks()
+        np.testing.assert_array_equal(masks["W0"], degrees[1][:, None] >= degrees[0][None, :])      # eq. 12
+        np.testing.assert_array_equal(masks["W1"], degrees[2][:, None] >= degrees[1][None, :])
+        np.testing.assert_array_equal(masks["W2"], degrees[0][:, None] > degrees[2][None, :])       # eq. 13
+        np.testing.assert_array_equal(masks["W_direct"], degrees[0][:, None] > degrees[0][None, :])
+        for name, mask in model.engine.layout_masks().items():
+            np.testing.assert_array_equal(model.engine.natural(name, mask), masks[name])
+    np.testing.assert_array_equal(model.natural_degrees()[0], input_degrees(model.ordering))
+
+
+def test_a_one_mask_models_weights_are_zero_where_its_mask_removes_them():
+    model = MADE(6, [8], direct=True, cond_mask=True, seed=24)
+    masks, params = model.natural_masks(), model.natural_params()
+    for name, mask in masks.items():
+        assert not params[name][mask == 0].any() and params[name][mask == 1].all()
+        assert not params["U" + name[1:]][mask == 0].any()
+
+
+@pytest.mark.parametrize("call", ["log_prob", "forward", "loss_and_grads"])
+@pytest.mark.parametrize("x, complaint", [(np.zeros((3, 7)), "shape"), (np.zeros(6), "shape"), (np.zeros((0, 6)), "N ≥ 1"),
+                                          (np.full((2, 6), 0.5), "0 and 1"), (np.full((2, 6), 2.0), "0 and 1"),
+                                          (np.full((2, 6), np.nan), "0 and 1")],
+                         ids=["wider", "1-d", "empty", "half", "two", "nan"])
+def test_data_that_is_not_binary_rows_of_the_models_width_is_refused(call, x, complaint):
+    model = MADE(6, [8], seed=25)
+    if call == "loss_and_grads" and complaint == "0 and 1":
+        return  # the training loop's data is checked once, where it is loaded
+    with pytest.raises(ValueError, match=complaint):
+        getattr(model, call)(x)
+
+
+@pytest.mark.parametrize("arguments, complaint", [(dict(batch_size=0), "batch_size"), (dict(batch_size=-1), "batch_size"),
+                                                  (dict(batch_size=2.5), "batch_size"), (dict(n_masks=0), "n_masks")])
+def test_log_prob_refuses_impossible_sizes(arguments, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        MADE(6, [8], n_masks=2).log_prob(random_binary((3, 6)), **arguments)
+
+
+def test_a_mask_outside_the_cycle_is_refused():
+    with pytest.raises(ValueError, match="cycle"):
+        MADE(6, [8], n_masks=2).use_mask(2)
+    MADE(6, [8], n_masks=0).use_mask(12345)
