@@ -243,6 +243,7 @@ def run(quick, gpu):
 
 
 def main(argv=None):
+    cli.tolerant_output()
     parser = argparse.ArgumentParser(description="Measure the speed of this MADE (training, evaluation, sampling).")
     parser.add_argument("--gpu", action="store_true", help="measure the CuPy path on a CUDA GPU")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
@@ -267,6 +268,8 @@ def main(argv=None):
 
 def report(args):
     """Run the measurements and print the table (and the JSON, when asked)."""
+    if args.json:
+        files.check_writable(args.json, "--json")  # before the minute of measuring, not after
     started = time.perf_counter()
     rows, source = run(args.quick, args.gpu)
     print(f"MADE benchmark on {'GPU' if args.gpu else 'CPU'} ({source}; {time.strftime('%Y-%m-%d')})")

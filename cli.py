@@ -18,6 +18,9 @@ from made import CheckpointError
 # The largest ensemble a command line accepts: the gain of more masks has long flattened out by
 # then, and each mask costs a full pass over the data.
 MAX_ENSEMBLE = 10000
+# The largest count any flag accepts (units, examples, epochs, …): far beyond any machine's memory
+# already, so a larger number fails in one line here rather than deep inside NumPy.
+MAX_COUNT = 2 ** 40
 
 USER_ERRORS = (backend.GPUUnavailable, files.FileFormatError, files.FileWriteError, data.DataError, CheckpointError)
 
@@ -33,16 +36,22 @@ def _number(text, kind):
 
 
 def positive_int(text):
+    """A count: 1 … MAX_COUNT."""
     value = _number(text, int)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most 2^40 = {MAX_COUNT}, not {text}")
     return value
 
 
 def non_negative_int(text):
+    """A seed or a count that may be 0: 0 … MAX_COUNT."""
     value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, not {text}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most 2^40 = {MAX_COUNT}, not {text}")
     return value
 
 
@@ -94,17 +103,6 @@ def check_ensemble(masks, model, flag):
                              f"mask{'s' if available > 1 else ''}, so an ensemble holds at most {available}")
 
 
-def check_output(path, flag):
-    """The file `path` can be written: its folder exists and is writable, and it is no folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise files.FileWriteError(f"{flag} {path}: is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise files.FileWriteError(f"{flag} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise files.FileWriteError(f"{flag} {path}: the folder {folder} is not writable")
-
-
 # ----------------------------------------------------------------------------------------------
 # Running a command line
 
@@ -118,6 +116,14 @@ def out_of_memory_message(error, gpu, advice):
     """One line for a MemoryError (CuPy's OutOfMemoryError is one too; its text names the size tried)."""
     where = "GPU memory" if gpu else "memory"
     return f"out of {where} ({error or 'allocation failed'}); {advice}"
+
+
+def tolerant_output():
+    """Called first by every command line: a terminal that cannot show a character ("±", "≥")
+    gets an escape (\\xb1) instead of an error that would end the command."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def run_command(program, gpu, body, *, user_errors=(), memory_advice="try smaller sizes"):
@@ -142,12 +148,24 @@ def run_command(program, gpu, body, *, user_errors=(), memory_advice="try smalle
     except Interrupted:
         return 130
     except KeyboardInterrupt:
-        print(f"{program}: interrupted", file=sys.stderr)
+        say(f"{program}: interrupted", sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(f"{program}: error: {message}", file=sys.stderr)
+    say(f"{program}: error: {message}", sys.stderr)
     return 2
+
+
+def say(message, file=None):
+    """Print a line; when the reader has gone (a closed pipe, as `| head` leaves), print nothing more
+    and carry on: what matters is in the files (a run's train.log)."""
+    file = file or sys.stdout
+    try:
+        print(message, file=file, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, file.fileno())  # so that nothing, the interpreter's last flush included, fails again
+        os.close(devnull)
 
 
 def _raise_keyboard_interrupt(number, frame):

@@ -83,7 +83,11 @@ def download(url, path, timeout=60):
 def fetch(name, directory=None):
     """Path of the named set's .npz, downloading it first when missing."""
     url, digests = DATASETS[name]
-    path = os.path.join(data_dir(directory), name + ".npz")
+    folder = data_dir(directory)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise DataError(f"{folder}: is a file, not a folder (--data-dir or $MADE_DATA_DIR names the folder that "
+                        f"holds the named data sets)")
+    path = os.path.join(folder, name + ".npz")
     if not os.path.exists(path):
         print(f"{name}: not in {os.path.dirname(path)}, downloading {url}")
         download(url, path)
@@ -191,6 +195,19 @@ def validate(splits, source):
     return checked
 
 
+def locate(name_or_path, directory=None):
+    """The files load() reads for a data set, without reading or downloading them."""
+    if name_or_path in DATASETS:
+        return [os.path.join(data_dir(directory), name_or_path + ".npz")]
+    path = os.path.expanduser(name_or_path)
+    if path.endswith(".amat"):
+        try:
+            return list(amat_paths(path).values())
+        except DataError:
+            return [path]
+    return [path]
+
+
 def load(name_or_path, directory=None):
     """{'train', 'valid', 'test'} → float32 (N, D) arrays of 0/1, from a named set or a file path."""
     if name_or_path in DATASETS:
@@ -237,8 +254,11 @@ def observed_mask(spec, shape, rng):
     if spec.endswith(".npy"):
         try:
             pattern = np.load(spec, allow_pickle=False)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
             raise DataError(f"{spec}: cannot read the observation mask ({error})") from None
+        if not isinstance(pattern, np.ndarray):  # an .npz under a .npy name
+            pattern.close()
+            raise DataError(f"{spec}: not an .npy array (an .npz archive?); save the mask with np.save")
         if pattern.dtype.kind not in "biuf" or not np.isin(pattern, (0, 1)).all():
             raise DataError(f"{spec}: an observation mask must hold booleans or 0/1")
         if pattern.shape == (n_in,):

@@ -1,15 +1,16 @@
 """The negative log-likelihood of binary data under a trained MADE.
 
     python evaluate.py RUN_DIR                              # test NLL of the run's data set
-    python evaluate.py RUN_DIR --dataset other.npz --split valid --test-masks 100
-    python evaluate.py RUN_DIR --per-example scores.csv     # log p(x) of every example (outlier scores)
-    python evaluate.py RUN_DIR --observe top                # log p(x_O) of the observed part alone
-    python evaluate.py RUN_DIR --observe top --complete     # log p(x_U | x_O): how well it completes
+    python evaluate.py RUN_DIR --dataset other.npz --split valid --test-masks 32   # a model of 32 masks or more
+    python evaluate.py RUN_DIR --per-example                # log p(x) of every example: RUN_DIR/log_p_test.csv
+    python evaluate.py RUN_DIR --observe top                # −log p(x_O) of the observed part alone
+    python evaluate.py RUN_DIR --observe top --complete     # −log p(x_U | x_O): how well it completes
 
 log p(x) is exact under each mask; with --test-masks K it is the ensemble
 log (1/K) Σ_k p(x | mask k), computed one mask at a time. The standard error is over examples.
 """
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -31,8 +32,9 @@ def build_parser():
     parser.add_argument("--test-masks", type=cli.ensemble_size, default=None,
                         help="masks in the ensemble, at most the masks the model was trained on "
                              "(default: what the run tested with, else 1)")
-    parser.add_argument("--per-example", metavar="FILE.csv", type=cli.path, default=None,
-                        help="also write index,log_prob of every example (low log p: likely outliers)")
+    parser.add_argument("--per-example", metavar="FILE.csv", type=cli.path, nargs="?", const=True, default=None,
+                        help="also write index,log_prob of every example (low log p: likely outliers), to FILE.csv "
+                             "or, without one, to RUN_DIR/log_p_SPLIT.csv")
     parser.add_argument("--observe", default=None,
                         help="score only the observed values, log p(x_O), under an ordering with them first: "
                              "top, bottom, left, right, random:F or FILE.npy (as in sample.py)")
@@ -47,6 +49,7 @@ def build_parser():
 
 
 def main(argv=None):
+    cli.tolerant_output()
     args = build_parser().parse_args(argv)
     return cli.run_command("evaluate.py", args.gpu, lambda: report(args), user_errors=(runs.RunError,),
                            memory_advice="try a smaller --batch-size")
@@ -56,9 +59,16 @@ def report(args):
     """Print the NLL ± standard error (or log p(x_O)); write the per-example scores when asked."""
     if args.complete and not args.observe:
         raise data.DataError("--complete scores the unobserved values given the observed ones: it needs --observe")
-    if args.per_example:
-        cli.check_output(args.per_example, "--per-example")
-    model, splits, settings = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir)
+    if args.observe and args.test_masks:
+        raise data.DataError("--test-masks sets the ensemble of whole examples; --observe scores under orderings "
+                             "with the observed values first (one per pattern, --seed): leave one out")
+    if args.per_example is True:  # the flag alone: into the run folder
+        args.per_example = os.path.join(args.run_dir, f"log_p_{args.split}.csv")
+    if args.per_example is not None:
+        observe_file = [args.observe] if args.observe and args.observe.endswith(".npy") else []
+        runs.check_outputs({"--per-example": args.per_example},
+                           runs.run_inputs(args.run_dir, args.dataset, args.data_dir) + observe_file)
+    model, splits, settings = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir, program="evaluate.py")
     x = backend.to_device(splits[args.split], args.gpu, model.dtype)
     if args.observe:
         observed = data.observed_mask(args.observe, x.shape, backend.random_generator(args.seed, "observed"))
@@ -69,7 +79,7 @@ def report(args):
         progress = runs.Progress("one ordering per observation pattern", "examples")
         log_p = score(model, x, observed, seed=args.seed, batch_size=args.batch_size, progress=progress)
         runs.Progress.clear()
-        what = (f"{'log p(x_U | x_O)' if args.complete else 'log p(x_O)'} with --observe {args.observe} "
+        what = (f"{'−log p(x_U | x_O)' if args.complete else '−log p(x_O)'} with --observe {args.observe} "
                 f"({int(observed.sum(1).mean())} observed values on average)")
         nll = -backend.to_host(log_p).astype(np.float64)
     else:
@@ -80,7 +90,9 @@ def report(args):
         runs.Progress.clear()
         what = f"NLL, {masks}-mask ensemble"
     log_p = -nll
-    print(f"{args.split}: {nll.mean():.4f} ± {runs.standard_error(nll):.4f} nats ({what}; {len(nll)} examples)")
+    error = runs.standard_error(nll)
+    spread = f" ± {error:.4f}" if error is not None else ""
+    print(f"{args.split}: {nll.mean():.4f}{spread} nats ({what}; {len(nll)} example{'s' if len(nll) > 1 else ''})")
     if args.per_example:
         with files.atomic_write(args.per_example, "w") as file:
             file.write("index,log_prob\n")

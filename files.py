@@ -6,6 +6,7 @@ without bound. A failed write raises FileWriteError naming the file the user ask
 temporary name); a file that is not what it claims raises FileFormatError naming it.
 """
 import json
+import math
 import os
 import re
 import struct
@@ -42,24 +43,64 @@ def atomic_write(path, mode="wb"):
     killed, the temporary file stays until remove_temporaries() is run on the folder. A `path`
     that is a symbolic link is replaced by the file, never followed.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    temp_path = None
+    staged = _Staged(path, mode)
     try:
-        handle, temp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-        os.chmod(temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
-        with os.fdopen(handle, mode) as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_path, path)
-        temp_path = None
-        fsync_folder(folder)
-    except OSError as error:
-        raise FileWriteError(f"{path}: cannot write ({error.strerror or error})") from None
+        with staged.naming_the_file():
+            yield staged.file
+        staged.commit()
     finally:
-        if temp_path is not None and os.path.lexists(temp_path):
-            os.remove(temp_path)
+        staged.discard()
+
+
+class _Staged:
+    """A file written under a temporary name beside `path` (the name remove_temporaries knows):
+    commit() flushes it to disk and renames it over `path`; discard() removes it, uncommitted.
+    Every failure is a FileWriteError naming `path`."""
+
+    def __init__(self, path, mode):
+        self.path = os.fspath(path)
+        self.folder = os.path.dirname(os.path.abspath(self.path))
+        self.temp_path = None
+        with self.naming_the_file():
+            handle, self.temp_path = tempfile.mkstemp(dir=self.folder, prefix="." + os.path.basename(self.path) + ".",
+                                                      suffix=".tmp")
+            os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
+            self.file = os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+
+    @contextmanager
+    def naming_the_file(self):
+        """Turn an OSError in the block into a FileWriteError naming the file the user asked for."""
+        try:
+            yield
+        except OSError as error:
+            self.discard()
+            raise FileWriteError(f"{self.path}: cannot write ({error.strerror or error})") from None
+
+    def flush(self):
+        """Everything written so far on the disk, the file closed."""
+        with self.naming_the_file():
+            if not self.file.closed:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+                self.file.close()
+
+    def commit(self):
+        self.flush()
+        with self.naming_the_file():
+            os.replace(self.temp_path, self.path)
+            self.temp_path = None
+            fsync_folder(self.folder)
+
+    def discard(self):
+        if self.temp_path is None:
+            return
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        if os.path.lexists(self.temp_path):
+            os.remove(self.temp_path)
+        self.temp_path = None
 
 
 def fsync_folder(folder):
@@ -107,10 +148,32 @@ def append_line(path, line):
                                  "(remove the link)") from None
         raise FileWriteError(f"{path}: cannot write ({error.strerror})") from None
     try:
-        with os.fdopen(descriptor, "a") as file:
+        with os.fdopen(descriptor, "a", encoding="utf-8") as file:
             file.write(line + "\n")
     except OSError as error:
         raise FileWriteError(f"{path}: cannot write ({error.strerror})") from None
+
+
+def check_writable(path, what):
+    """Refuse, before any work, a file that could not be written: its folder must exist and be
+    writable, and the path must not be a folder. what: how the user named it (a flag)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise FileWriteError(f"{what} {path}: is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise FileWriteError(f"{what} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise FileWriteError(f"{what} {path}: the folder {folder} is not writable")
+
+
+def same_file(a, b):
+    """Whether two paths name one file (through links, or as hard links of one existing file)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
 
 
 def save_npz(path, arrays):
@@ -120,15 +183,42 @@ def save_npz(path, arrays):
         np.savez(file, **arrays)
 
 
+def save_npz_pair(first_path, first_arrays, second_path, second_arrays):
+    """Write two .npz files so that the folder never holds the first newer than the second,
+    whichever write fails: the first is written under a temporary name, then the second in full,
+    and only then is the first renamed into place (a rename needs no space on the disk)."""
+    first = _Staged(first_path, "wb")
+    try:
+        with first.naming_the_file():
+            np.savez(first.file, **{name: np.asarray(value) for name, value in first_arrays.items()})
+        first.flush()
+        save_npz(second_path, second_arrays)
+        first.commit()
+    finally:
+        first.discard()
+
+
 def save_npy(path, array):
     with atomic_write(path) as file:
         np.save(file, array)
 
 
 def write_json(path, value):
+    """value as JSON, written atomically; NaN and infinities, which JSON lacks, become null."""
     with atomic_write(path, "w") as file:
-        json.dump(value, file, indent=2)
+        json.dump(_finite(value), file, indent=2, allow_nan=False)
         file.write("\n")
+
+
+def _finite(value):
+    """value with every float that is NaN or infinite replaced by None, in lists and dicts too."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 # ----------------------------------------------------------------------------------------------

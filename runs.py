@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 import backend
+import cli
 import data
 import files
 from made import MADE, CheckpointError, from_state_arrays, state_arrays
@@ -52,13 +53,18 @@ class RunFolder:
         return os.path.join(self.path, name)
 
     def log(self, message):
-        """Print a line, and append it to the run's train.log (never through a symbolic link)."""
-        Progress.clear()
-        print(message, flush=True)
+        """Append a line to the run's train.log (never through a symbolic link), then print it."""
         files.append_line(self.file("train.log"), message)
+        Progress.clear()
+        cli.say(message)
 
     def holds_run(self):
         return any(os.path.lexists(self.file(name)) for name in ("checkpoint.npz", "model.npz", "metrics.json"))
+
+    def holds_others_files(self):
+        """Whether the folder holds files that train.py did not put there: anything at all in a
+        folder train.py never used (it leaves a .lock), where a train.log is someone else's."""
+        return not os.path.lexists(self.file(".lock")) and bool(os.listdir(self.path))
 
     def lock(self):
         """Take the folder's lock, or raise RunError naming the process that holds it."""
@@ -101,15 +107,18 @@ def open_for_training(path, resume=False, force=False):
     except OSError as error:
         raise RunError(f"--out {path}: cannot create the folder ({error.strerror})") from None
     folder = RunFolder(path)
+    if not resume and not force and not folder.holds_run() and folder.holds_others_files():
+        raise RunError(f"--out {path}: holds files but no run; choose a new or empty folder, or pass --force to "
+                       f"write the run there (replacing any of {', '.join(RUN_FILES)})")
     folder.lock()
     try:
         removed = files.remove_temporaries(path)
         if removed:
-            print(f"removed {len(removed)} temporary file(s) left in {path} by an interrupted write")
+            cli.say(f"removed {len(removed)} temporary file(s) left in {path} by an interrupted write")
         if resume and not os.path.exists(folder.file("checkpoint.npz")):
             raise RunError(f"cannot resume: {folder.file('checkpoint.npz')} does not exist (no epoch of "
                            f"that run finished); start it again, with --force if the folder holds files")
-        if not resume and folder.holds_run():
+        if not resume and (folder.holds_run() or force):
             if not force:
                 raise RunError(f"{path} already holds a run: pass --resume to continue it or --force to replace it")
             for name in RUN_FILES:
@@ -140,13 +149,32 @@ class Progress:
         self.last = now
         rate = done / max(now - self.started, 1e-9)
         end = "\r" if sys.stderr.isatty() else "\n"
-        print(f"  {self.what}: {done}/{total} {self.unit} ({100 * done / total:.0f}%), {rate:.1f} {self.unit}/s",
-              end=end, file=sys.stderr, flush=True)
+        line = f"  {self.what}: {done}/{total} {self.unit} ({100 * done / total:.0f}%), {rate:.1f} {self.unit}/s"
+        if end == "\n":
+            cli.say(line, sys.stderr)
+        else:
+            print(line, end=end, file=sys.stderr, flush=True)
 
     @staticmethod
     def clear():
         if sys.stderr.isatty():
             print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def check_outputs(outputs, inputs=()):
+    """Refuse, before any work, the outputs a command must not write. outputs: {what: path}, what
+    naming the flag; inputs: the paths the command reads. An output must be writable, and neither
+    an input, nor a file of a run folder (RUN_FILES beside a run), nor another output."""
+    for index, (what, path) in enumerate(outputs.items()):
+        files.check_writable(path, what)
+        if any(files.same_file(path, source) for source in inputs):
+            raise files.FileWriteError(f"{what} {path}: is a file this command reads; choose another name")
+        folder = RunFolder(os.path.dirname(os.path.abspath(path)))
+        if os.path.basename(path) in RUN_FILES + (".lock",) and folder.holds_run():
+            raise files.FileWriteError(f"{what} {path}: is a file of the run in {folder.path}; choose another name")
+        for other, other_path in list(outputs.items())[:index]:
+            if files.same_file(path, other_path):
+                raise files.FileWriteError(f"{what} {path}: is also where {other} goes; choose another name")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,11 +275,13 @@ def training_state_problem(value):
 
 @dataclasses.dataclass
 class Checkpoint:
-    """What --resume reads back: the model, the optimizer's arrays, the state, the run's settings."""
+    """What --resume reads back: the model, the optimizer's arrays, the state, the run's settings,
+    and the record of its data (data_record; None in checkpoints written before it was kept)."""
     model: MADE
     optimizer_state: dict
     state: TrainingState
     settings: dict
+    data: dict = None
 
 
 def optimizer_state_renumbered(model, state, to_natural):
@@ -267,14 +297,42 @@ def optimizer_state_renumbered(model, state, to_natural):
     return result
 
 
-def save_checkpoint(path, model, optimizer, state, settings):
+def save_checkpoint(path, model, optimizer, state, settings, data=None, best=None):
     """Everything --resume needs, in one atomic .npz: the current weights and mask, the optimizer's
-    state, the TrainingState and the run's settings (its flags)."""
+    state, the TrainingState, the run's settings (its flags) and the record of its data. best: the
+    best model's arrays (best_model_arrays), when newer than the model.npz beside the checkpoint:
+    both are written by files.save_npz_pair, so the folder never holds a model newer than its
+    checkpoint, whichever write fails."""
     arrays = state_arrays(model)
     natural = optimizer_state_renumbered(model, optimizer.state_dict(), to_natural=True)
     arrays.update({f"optim.{key}": value for key, value in natural.items()})
-    arrays["train_state"] = files.json_array(dict(state.to_json(), run_config=settings))
-    files.save_npz(path, arrays)
+    arrays["train_state"] = files.json_array(dict(state.to_json(), run_config=settings, data=data))
+    if best is None:
+        files.save_npz(path, arrays)
+    else:
+        files.save_npz_pair(os.path.join(os.path.dirname(path), "model.npz"), best, path, arrays)
+
+
+def best_model_arrays(model, epoch):
+    """model.npz's arrays: the model (state_arrays) and the epoch whose weights it holds."""
+    return dict(state_arrays(model), epoch=np.array(epoch))
+
+
+def load_best_model(folder, state, config, gpu):
+    """The run's model.npz, after checking that it is the one its checkpoint describes: the same
+    configuration, and the weights of the checkpoint's best epoch (files written before model.npz
+    kept its epoch are taken on trust)."""
+    path = folder.file("model.npz")
+    try:
+        arrays = files.read_npz(path)
+        model = from_state_arrays(arrays, path, gpu)
+    except (files.FileFormatError, CheckpointError) as error:
+        raise RunError(f"cannot finish the run: {error}") from None
+    epoch = arrays.get("epoch")
+    if model.config != config or (epoch is not None and int(epoch) != state.best_epoch):
+        raise RunError(f"cannot finish the run: {path} is not the model of {folder.file('checkpoint.npz')} (its best "
+                       f"epoch {state.best_epoch}); the run's files were changed by hand or by another program")
+    return model
 
 
 def load_checkpoint(path, gpu):
@@ -291,7 +349,58 @@ def load_checkpoint(path, gpu):
     optimizer_state = optimizer_state_renumbered(
         model, {key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")},
         to_natural=False)
-    return Checkpoint(model, optimizer_state, TrainingState.from_json(saved, path), settings)
+    record = saved.get("data")
+    return Checkpoint(model, optimizer_state, TrainingState.from_json(saved, path), settings,
+                      record if isinstance(record, dict) else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# The run's data
+
+
+def data_record(dataset, splits):
+    """What identifies the data a run trains on: where they are (a named set, or a file's absolute
+    path, so that the run finds them from any folder) and a digest of each split's values
+    (data.pixel_digest), so that a different file under the same name is noticed."""
+    return {"dataset": dataset, "digests": {split: data.pixel_digest(splits[split]) for split in data.SPLITS}}
+
+
+def changed_splits(record, splits):
+    """The splits whose values are not those of the record ([] when all are, or no record was kept)."""
+    digests = record.get("digests") if isinstance(record, dict) else None
+    if not isinstance(digests, dict):
+        return []
+    return [split for split in data.SPLITS if digests.get(split) != data.pixel_digest(splits[split])]
+
+
+def data_record_of(run_dir):
+    """The run's data record: from metrics.json once it finished, else from its checkpoint; None."""
+    def from_metrics():
+        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as file:
+            return json.load(file)["data"]
+    for read in (from_metrics, lambda: _checkpoint_state(run_dir)["data"]):
+        try:
+            record = read()
+            if isinstance(record, dict):
+                return record
+        except (OSError, ValueError, KeyError, TypeError, files.FileFormatError):
+            pass
+    return None
+
+
+def _checkpoint_state(run_dir):
+    """The JSON state in a run's checkpoint.npz (its settings, status, history and data record)."""
+    path = os.path.join(run_dir, "checkpoint.npz")
+    return files.read_json_array(files.read_npz(path, names={"train_state"})["train_state"], path)
+
+
+def run_inputs(run_dir, dataset=None, data_dir=None):
+    """The files a command reads from a run: its own, and its data set's (no output may replace them)."""
+    settings = settings_of(run_dir)
+    dataset = dataset or settings.get("dataset")
+    directory = data_dir or settings.get("data_dir")
+    found = data.locate(dataset, directory if isinstance(directory, str) else None) if isinstance(dataset, str) else []
+    return [os.path.join(run_dir, name) for name in RUN_FILES] + found
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,8 +414,13 @@ def nll_per_example(model, x, n_masks, batch_size, progress=None):
 
 
 def standard_error(values):
-    """The standard error of the mean of `values` (NaN for fewer than two)."""
-    return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+    """The standard error of the mean of `values` (None for fewer than two: there is none)."""
+    return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
+
+
+def plus_minus(mean, error):
+    """'mean ± error', or the mean alone, said so, when there is no standard error."""
+    return f"{mean:.4f} ± {error:.4f}" if error is not None else f"{mean:.4f} (one example: no standard error)"
 
 
 def machine_info(gpu):
@@ -322,6 +436,16 @@ def machine_info(gpu):
     return info
 
 
+def metrics_describe(folder, state):
+    """Whether the folder's metrics.json is the end of the run its checkpoint holds (same epochs)."""
+    try:
+        with open(folder.file("metrics.json"), encoding="utf-8") as file:
+            metrics = json.load(file)
+        return metrics["epochs_run"] == state.epoch and metrics["best_epoch"] == state.best_epoch
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def settings_of(run_dir):
     """The flags a run was trained with: from metrics.json once it finished, else (while it runs,
     or after an interruption) from its checkpoint; {} when neither can be read."""
@@ -333,26 +457,31 @@ def settings_of(run_dir):
     except (OSError, ValueError, AttributeError):
         pass
     try:
-        path = os.path.join(run_dir, "checkpoint.npz")
-        state = files.read_json_array(files.read_npz(path, names={"train_state"})["train_state"], path)
-        return dict(state["run_config"])
+        return dict(_checkpoint_state(run_dir)["run_config"])
     except (files.FileFormatError, KeyError, TypeError, ValueError):
         return {}
 
 
-def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True):
-    """(model, splits or None, the run's settings) from a run folder, finished or not."""
+def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program="made"):
+    """(model, splits or None, the run's settings) from a run folder, finished or not. The run's own
+    data (no `dataset` given) are checked against its data record: a warning on stderr names a
+    file that changed since the run trained on it."""
     if not os.path.isdir(run_dir):
         raise RunError(f"{run_dir}: no such run folder")
     model = MADE.load(os.path.join(run_dir, "model.npz"), gpu=gpu)
     settings = settings_of(run_dir)
     splits = None
     if need_data:
-        dataset = dataset or settings.get("dataset")
+        own, dataset = dataset is None, dataset or settings.get("dataset")
         if not isinstance(dataset, str):
             raise data.DataError(f"{run_dir} does not name its data set: pass --dataset")
         directory = data_dir or settings.get("data_dir")
         splits = data.load(dataset, directory if isinstance(directory, str) else None)
         if splits["train"].shape[1] != model.n_in:
             raise data.DataError(f"{dataset} has {splits['train'].shape[1]} variables, the model {model.n_in}")
+        changed = changed_splits(data_record_of(run_dir), splits) if own else []
+        if changed:
+            cli.say(f"{program}: warning: {dataset} is not the data the run trained on (its {', '.join(changed)} "
+                f"split{'s' if len(changed) > 1 else ''} changed since); the numbers are of the file as it is now",
+                sys.stderr)
     return model, splits, settings

@@ -4,8 +4,8 @@ the samplers of ancestral.py (whose sample and complete are importable from here
     samples = sample(model, 100, seed=0)                   # (100, D) array of 0/1
     filled = complete(model, x, observed, n=5, seed=0)      # (N, 5, D): observed values kept
 
-    python sample.py RUN_DIR --n 100 --out samples.png
-    python sample.py RUN_DIR --complete --from test --observe top --out completions.png
+    python sample.py RUN_DIR --n 100                 # RUN_DIR/samples.png and samples.npy
+    python sample.py RUN_DIR --complete --observe top  # RUN_DIR/completions.png and completions.npy
 
 How the samplers work, and why the fast one is exact: ancestral.py.
 """
@@ -51,22 +51,40 @@ def image_side(n_in):
     return side if side * side == n_in else None
 
 
-def save_grid(path, tiles, side, scale=3):
-    """tiles: (rows, columns, D) values in [0, 1] → one grayscale PNG, 1-pixel gaps, each pixel
-    drawn as a scale × scale block, written atomically."""
+FRAME = (0.95, 0.55, 0.1)  # the colour around the images the model drew
+
+
+def save_grid(path, tiles, side, framed=None, scale=3):
+    """tiles: (rows, columns, D) values in [0, 1] → one PNG, each pixel drawn as a scale × scale
+    block, written atomically; framed: (rows, columns) booleans, the tiles to draw a coloured frame
+    around (the model's own images, told apart from the data beside them)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows, columns = tiles.shape[:2]
-    grid = np.full((rows * (side + 1) + 1, columns * (side + 1) + 1), 0.3)
+    grid = np.full((rows * (side + 2) + 2, columns * (side + 2) + 2, 3), 0.3)
     for r in range(rows):
         for c in range(columns):
-            top, left = 1 + r * (side + 1), 1 + c * (side + 1)
-            grid[top:top + side, left:left + side] = tiles[r, c].reshape(side, side)
-    grid = np.kron(grid, np.ones((scale, scale)))
+            top, left = 2 + r * (side + 2), 2 + c * (side + 2)
+            if framed is not None and framed[r, c]:
+                grid[top - 1:top + side + 1, left - 1:left + side + 1] = FRAME
+            grid[top:top + side, left:left + side] = tiles[r, c].reshape(side, side, 1)
+    grid = np.kron(grid, np.ones((scale, scale, 1)))
     with files.atomic_write(path) as file:
-        plt.imsave(file, grid, cmap="gray", vmin=0, vmax=1, format="png")
+        plt.imsave(file, grid, format="png")
+
+
+def arrange(tiles, per_row):
+    """(count, D) → (rows, per_row, D), padding the last row with gray tiles."""
+    missing = -len(tiles) % per_row
+    padded = np.concatenate([tiles, np.full((missing, tiles.shape[1]), 0.3)])
+    return padded.reshape(-1, per_row, tiles.shape[1])
+
+
+def arrange_flags(flags, per_row):
+    """(count,) booleans → (rows, per_row), as arrange lays out the tiles (the padding False)."""
+    return np.concatenate([flags, np.zeros(-len(flags) % per_row, dtype=bool)]).reshape(-1, per_row)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -78,9 +96,11 @@ def build_parser():
     parser.add_argument("run_dir", help="a run folder written by train.py (holds model.npz)")
     parser.add_argument("--n", type=cli.positive_int, default=100, help="samples to draw (default: %(default)s)")
     parser.add_argument("--out", type=cli.path, default=None,
-                        help="PNG to write (default: RUN_DIR/samples.png or completions.png); the arrays go beside it as .npy")
-    parser.add_argument("--mask", type=cli.non_negative_int, default=0,
-                        help="mask of the training cycle to sample under, 0 … masks−1 (default: 0)")
+                        help="the picture to write, a .png (default: RUN_DIR/samples.png, or RUN_DIR/completions.png "
+                             "with --complete); the 0/1 array goes beside it, the same name ending in .npy")
+    parser.add_argument("--mask", type=cli.non_negative_int, default=None,
+                        help="mask of the training cycle to sample under, 0 … masks−1 (default: 0); completion "
+                             "chooses its own (orderings with the observed values first)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the uniforms (default: %(default)s)")
     parser.add_argument("--naive", action="store_true", help="use the reference sampler (D forward passes)")
     parser.add_argument("--dataset", default=None, help="data for nearest neighbours and completion (default: the run's)")
@@ -90,7 +110,8 @@ def build_parser():
     parser.add_argument("--from", dest="split", choices=data.SPLITS, default="test", help="split to complete (default: test)")
     parser.add_argument("--observe", default="top",
                         help="what is observed: top, bottom, left, right (image halves), random:F (each value "
-                             "with probability F), or FILE.npy of booleans, (D,) or (examples, D) (default: top)")
+                             "with probability F), or FILE.npy of booleans, (D,) or one row per example of the "
+                             "split, row i for example i as in evaluate.py (default: top)")
     parser.add_argument("--examples", type=cli.positive_int, default=10,
                         help="examples to complete, drawn at random from the split with --seed (default: %(default)s)")
     parser.add_argument("--completions", type=cli.positive_int, default=5,
@@ -100,66 +121,79 @@ def build_parser():
 
 
 def main(argv=None):
+    cli.tolerant_output()
     args = build_parser().parse_args(argv)
 
     def body():
+        if args.complete and args.mask is not None:
+            raise data.DataError("--mask chooses the mask to sample under; --complete chooses its own (orderings "
+                                 "with the observed values first): leave one out")
         out = args.out or os.path.join(args.run_dir, "completions.png" if args.complete else "samples.png")
-        cli.check_output(out, "--out")
+        if not out.lower().endswith(".png"):
+            raise files.FileWriteError(f"--out {out}: must name a .png file (the array goes beside it as .npy)")
+        array_path = out[:-len(".png")] + ".npy"
+        observe_file = [args.observe] if args.complete and args.observe.endswith(".npy") else []
+        runs.check_outputs({"--out": out, "--out (its array)": array_path},
+                           runs.run_inputs(args.run_dir, args.dataset, args.data_dir) + observe_file)
         model, splits, _ = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir,
-                                         need_data=args.complete or not args.no_nearest)
-        (run_completion if args.complete else run_sampling)(args, model, splits, out)
+                                         need_data=args.complete or not args.no_nearest, program="sample.py")
+        (run_completion if args.complete else run_sampling)(args, model, splits, out, array_path)
     return cli.run_command("sample.py", args.gpu, body, user_errors=(runs.RunError,),
                            memory_advice="try a smaller --n, or fewer --examples or --completions")
 
 
-def write_outputs(out, array, tiles, what):
-    """array (0/1) as OUT.npy, and when the data are square images the grid tiles() as the PNG OUT."""
-    array_path = os.path.splitext(out)[0] + ".npy"
+def write_outputs(out, array_path, array, picture, what):
+    """array (0/1) at array_path, and when the data are square images the picture() (tiles, framed)
+    at out."""
     files.save_npy(array_path, array.astype(np.uint8))
     side = image_side(array.shape[-1])
     if side is None:
         print(f"wrote {array_path}, shape {array.shape} (no picture: {array.shape[-1]} variables are not a square image)")
         return
-    save_grid(out, tiles(), side)
+    tiles, framed = picture()
+    save_grid(out, tiles, side, framed)
     print(f"wrote {out} and {array_path}: {what}")
 
 
-def run_sampling(args, model, splits, out):
-    if model.n_masks > 0 and args.mask >= model.n_masks:
-        raise data.DataError(f"--mask {args.mask}: the model's cycle has {model.n_masks} mask"
+def run_sampling(args, model, splits, out, array_path):
+    mask = args.mask or 0
+    if model.n_masks > 0 and mask >= model.n_masks:
+        raise data.DataError(f"--mask {mask}: the model's cycle has {model.n_masks} mask"
                              f"{'s' if model.n_masks > 1 else ''} (0 … {model.n_masks - 1}); others were never trained")
-    model.use_mask(args.mask)
+    model.use_mask(mask)
     samples = backend.to_host(sample(model, args.n, seed=args.seed, method="naive" if args.naive else "fast"))
     if splits is None:
-        write_outputs(out, samples, lambda: arrange(samples, per_row=10), f"{args.n} samples")
+        write_outputs(out, array_path, samples, lambda: (arrange(samples, 10), arrange_flags(np.ones(args.n, bool), 10)),
+                      f"{args.n} samples")
         return
 
     def beside_nearest():
         nearest = splits["train"][nearest_rows(samples, splits["train"])]
-        return arrange(np.stack([samples, nearest], axis=1).reshape(-1, model.n_in), per_row=20)
-    write_outputs(out, samples, beside_nearest, f"{args.n} samples, each beside its nearest training example")
+        pairs = np.stack([samples, nearest], axis=1).reshape(-1, model.n_in)
+        return arrange(pairs, 20), arrange_flags(np.tile([True, False], args.n), 20)
+    write_outputs(out, array_path, samples, beside_nearest,
+                  f"{args.n} samples (framed), each beside its nearest training example")
 
 
-def arrange(tiles, per_row):
-    """(count, D) → (rows, per_row, D), padding the last row with gray tiles."""
-    missing = -len(tiles) % per_row
-    padded = np.concatenate([tiles, np.full((missing, tiles.shape[1]), 0.3)])
-    return padded.reshape(-1, per_row, tiles.shape[1])
-
-
-def run_completion(args, model, splits, out):
-    rows = backend.random_generator(args.seed, "examples").permutation(len(splits[args.split]))[: args.examples]
-    x = splits[args.split][np.sort(rows)]  # spread over the split: its first rows can be one class
-    observed = data.observed_mask(args.observe, x.shape, backend.random_generator(args.seed, "observed"))
+def run_completion(args, model, splits, out, array_path):
+    split = splits[args.split]
+    observed = data.observed_mask(args.observe, split.shape, backend.random_generator(args.seed, "observed"))
+    rows = np.sort(backend.random_generator(args.seed, "examples").permutation(len(split))[: args.examples])
+    x, observed = split[rows], observed[rows]  # spread over the split: its first rows can be one class
     if not completes_in_own_ordering(model, observed):
         print("sample.py: warning: this model was trained on one ordering, which does not put the observed "
               "values first; completion uses orderings that do, which it never trained on: expect poor "
               "completions (train with --masks 32 or --masks 0 and --shuffle full or ordering)", file=sys.stderr)
     filled = complete(model, x, observed, n=args.completions, seed=args.seed, method="naive" if args.naive else "fast")
     shown_observed = np.where(observed, x, 0.5)  # unobserved pixels gray
-    write_outputs(out, filled, lambda: np.concatenate([x[:, None], shown_observed[:, None], filled], axis=1),
-                  f"each row is the original, the observed part (unobserved in gray), "
-                  f"then {args.completions} completions")
+
+    def picture():
+        tiles = np.concatenate([x[:, None], shown_observed[:, None], filled], axis=1)
+        framed = np.zeros(tiles.shape[:2], dtype=bool)
+        framed[:, 2:] = True
+        return tiles, framed
+    write_outputs(out, array_path, filled, picture, f"each row is the original, the observed part (unobserved in "
+                                                    f"gray), then {args.completions} completions (framed)")
 
 
 if __name__ == "__main__":

@@ -30,10 +30,11 @@ import optim
 import runs
 from autograd import ACTIVATIONS
 from config import INITS, SHUFFLES, count_distinct_masks
-from made import MADE, state_arrays
+from made import MADE
 
-# Settings that --resume lets you change; every other flag given again must match the run.
-RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "data_dir", "eval_batch_size", "checkpoint_every")
+# Settings that --resume lets you change; every other flag given again must match the run. (--dataset
+# may name the run's data where they are now: the run knows them by their digests, runs.data_record.)
+RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "dataset", "data_dir", "eval_batch_size", "checkpoint_every")
 NOT_SETTINGS = ("out", "resume", "force")  # where and how to start, not what the run is
 
 # ----------------------------------------------------------------------------------------------
@@ -69,7 +70,9 @@ def build_parser(suppress_defaults=False):
 def add_data_and_model_flags(add):
     add("--dataset", default="binarized_mnist",
         help=f"a named data set ({', '.join(data.DATASETS)}) or the path of an .npz "
-             "(train_data, valid_data, test_data) or NAME_train.amat file (default: %(default)s)")
+             "(train_data, valid_data, test_data) or NAME_train.amat file (default: %(default)s); the run "
+             "keeps the file's absolute path and a digest of its values, so --resume finds it from any folder, "
+             "may be told where it has moved, and refuses a file that changed")
     add("--data-dir", type=cli.path, default=None,
         help="folder of the named data sets (default: $MADE_DATA_DIR, else ~/.cache/made); may change on --resume")
     add("--hidden", type=cli.hidden_sizes, default=[500],
@@ -126,9 +129,11 @@ def add_run_flags(add):
              "from the last one written, so up to N epochs are trained again; may change on --resume")
     add("--resume", action="store_true", default=False,
         help="continue the run in --out from its checkpoint, with all of its settings; flags given again "
-             "must match them, except --epochs, --gpu, --data-dir, --eval-batch-size and --checkpoint-every")
+             "must match them, except --epochs (to raise the cap), --lr (a step schedule), --gpu, --dataset "
+             "(the same data at another path), --data-dir, --eval-batch-size and --checkpoint-every")
     add("--force", action="store_true", default=False,
-        help="start afresh in an --out folder that holds a run (its run files are deleted)")
+        help="start afresh in an --out folder that holds a run or other files: the files of a run there "
+             "(checkpoint.npz, model.npz, metrics.json, train.log, learning_curve.png) are replaced")
 
 
 def parse_args(argv):
@@ -144,6 +149,11 @@ def parse_args(argv):
     if not args.resume and args.dataset not in data.DATASETS and not os.path.exists(os.path.expanduser(args.dataset)):
         parser.error(f"--dataset: {args.dataset!r} is neither a known data set ({', '.join(data.DATASETS)}) "
                      "nor an existing file")
+    if args.dataset not in data.DATASETS:  # a file: the run keeps where it is, to find it from anywhere
+        args.dataset = os.path.abspath(os.path.expanduser(args.dataset))
+    for flag, optimizers in (("decrease", ("sgd",)), ("rho", ("adadelta",)), ("eps", ("adagrad", "adadelta", "adam"))):
+        if flag in args.explicit and args.optimizer not in optimizers and not args.resume:
+            parser.error(f"--{flag} belongs to {' and '.join(optimizers)}; --optimizer {args.optimizer} does not use it")
     if args.out is None:
         name = os.path.splitext(os.path.basename(args.dataset))[0]
         args.out = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -242,10 +252,13 @@ def train(args):
         if checkpoint is not None:
             resume_settings(args, checkpoint, folder)
         splits = data.load(args.dataset, args.data_dir)
+        record = data_of_the_run(args, checkpoint, splits)
         model, optimizer, state = start_or_resume(args, checkpoint, splits, folder)
+        if checkpoint is not None and os.path.lexists(folder.file("metrics.json")):
+            os.remove(folder.file("metrics.json"))  # it describes an earlier end: the run goes on, or ends anew
         describe(args, model, splits, folder.log)
         train_x, valid_x = (backend.to_device(splits[s], args.gpu, model.dtype) for s in ("train", "valid"))
-        writer = RunWriter(folder, args.checkpoint_every, state.epoch)
+        writer = RunWriter(folder, args.checkpoint_every, state.epoch, record)
         with cli.DeferredSignals() as stop:
             try:
                 run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop)
@@ -256,7 +269,7 @@ def train(args):
                    f"best valid NLL {state.best_valid:.4f} at epoch {state.best_epoch}")
         with cli.DeferredSignals() as stop:
             try:
-                return finish(args, splits, state, folder, stop)
+                return finish(args, splits, state, folder, stop, record, model.config)
             except KeyboardInterrupt:
                 folder.log(f"interrupted during the test evaluation; training is complete: finish it with "
                            f"--resume --out {args.out}")
@@ -291,6 +304,25 @@ def start_or_resume(args, checkpoint, splits, folder):
     return model, optimizer, state
 
 
+def data_of_the_run(args, checkpoint, splits):
+    """The record of the run's data (runs.data_record). On resume they must be the data the run
+    trained on, wherever they are now: the same digests, or, for a checkpoint written before runs
+    kept them, the same --dataset."""
+    record = runs.data_record(args.dataset, splits)
+    if checkpoint is None:
+        return record
+    if checkpoint.data is None:
+        saved = checkpoint.settings.get("dataset")
+        if saved != args.dataset and not (isinstance(saved, str) and files.same_file(saved, args.dataset)):
+            raise runs.RunError(f"cannot resume: --dataset {args.dataset} is not the run's ({saved})")
+    changed = runs.changed_splits(checkpoint.data, splits)
+    if changed:
+        raise runs.RunError(f"cannot resume: {args.dataset} is not the data the run trained on (its "
+                            f"{', '.join(changed)} split{'s' if len(changed) > 1 else ''} changed); pass --dataset "
+                            f"with the file it trained on")
+    return record
+
+
 def resume_settings(args, checkpoint, folder):
     """Restore the run's settings from its checkpoint; refuse to touch a run that is finished."""
     restore_settings(args, checkpoint.settings, folder.file("checkpoint.npz"))
@@ -302,7 +334,7 @@ def resume_settings(args, checkpoint, folder):
         raise runs.RunError(f"cannot resume: the model in {folder.file('checkpoint.npz')} is not the one its "
                             "settings describe")
     reason = state.stop_reason(args.epochs, args.patience)
-    if reason and os.path.exists(folder.file("metrics.json")):
+    if reason and runs.metrics_describe(folder, state):
         further = (f"; to train it further, pass a --epochs above {state.epoch}"
                    if reason == "epoch cap reached" else "")
         raise runs.RunError(f"{args.out} holds a finished run ({reason} after epoch {state.epoch}): "
@@ -310,7 +342,8 @@ def resume_settings(args, checkpoint, folder):
 
 
 def describe(args, model, splits, log):
-    """The run's first lines: the model, the data, the optimizer, and the baseline to beat."""
+    """The run's first lines: where it is, the model, the data, the optimizer, and the baseline to beat."""
+    log(f"run folder {args.out}")
     sizes = "-".join(str(s) for s in [model.n_in] + model.hidden_sizes + [model.n_in])
     log(f"MADE {sizes} ({model.n_params} parameters) on {args.dataset}: train {splits['train'].shape[0]}, "
         f"valid {splits['valid'].shape[0]}, test {splits['test'].shape[0]}; {args.optimizer} lr {args.lr}, "
@@ -330,23 +363,24 @@ class RunWriter:
 
     Between writes the best model waits in memory (host arrays, as model.npz holds them), so the
     folder never holds a best model newer than its checkpoint: a run resumed from epoch c with a
-    lower --epochs must not be tested with weights from after c. saved_epoch: the checkpoint's epoch.
+    lower --epochs must not be tested with weights from after c. The two files are written as a
+    pair (runs.save_checkpoint), which keeps that true when a write fails. saved_epoch: the
+    checkpoint's epoch. data: the run's data record, kept in every checkpoint.
     """
 
-    def __init__(self, folder, every, saved_epoch):
-        self.folder, self.every, self.saved_epoch = folder, every, saved_epoch
-        self.best = None  # state_arrays of the best model, while it is newer than model.npz
+    def __init__(self, folder, every, saved_epoch, data):
+        self.folder, self.every, self.saved_epoch, self.data = folder, every, saved_epoch, data
+        self.best = None  # model.npz's arrays for the best model, while it is newer than model.npz
 
     def epoch_done(self, model, optimizer, state, improved, settings, last, stop):
         """Called after every epoch: keep the model if it improved; write both files when due: every
         `every` epochs, after the `last` epoch, and when a stop has been requested (stop.requested)."""
         if improved:
-            self.best = state_arrays(model)
+            self.best = runs.best_model_arrays(model, state.epoch)
         if last or stop.requested or state.epoch % self.every == 0:
-            if self.best is not None:
-                files.save_npz(self.folder.file("model.npz"), self.best)
-                self.best = None
-            runs.save_checkpoint(self.folder.file("checkpoint.npz"), model, optimizer, state, settings)
+            runs.save_checkpoint(self.folder.file("checkpoint.npz"), model, optimizer, state, settings,
+                                 data=self.data, best=self.best)
+            self.best = None
             self.saved_epoch = state.epoch
 
 
@@ -367,11 +401,13 @@ def run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop):
                                                 runs.Progress(f"epoch {epoch}", "examples", stop.check)))
         train_time = time.perf_counter() - started
         if not math.isfinite(train_nll):
-            saved = f"the last good checkpoint is {folder.file('checkpoint.npz')} (epoch {writer.saved_epoch})" \
-                if writer.saved_epoch else "no checkpoint was written"
-            raise runs.RunError(f"epoch {epoch}: the training loss became {train_nll} (try a smaller --lr); {saved}")
+            raise diverged(args, folder, epoch, "training loss", train_nll, writer.saved_epoch)
         progress = runs.Progress(f"epoch {epoch}, validation ({args.valid_masks} masks)", "batches", stop.check)
-        valid_nll = float(runs.nll_per_example(model, valid_x, args.valid_masks, args.eval_batch_size, progress).mean())
+        with np.errstate(over="ignore", invalid="ignore"):
+            valid_nll = float(runs.nll_per_example(model, valid_x, args.valid_masks, args.eval_batch_size,
+                                                   progress).mean())
+        if not math.isfinite(valid_nll):
+            raise diverged(args, folder, epoch, "validation NLL", valid_nll, writer.saved_epoch)
         seconds = time.perf_counter() - started
         improved = state.record(train_nll, valid_nll, seconds, n_train / train_time, args.lr)
         folder.log(f"epoch {epoch:4d}  train {train_nll:9.4f}  valid {valid_nll:9.4f}  {seconds:6.1f} s  "
@@ -379,6 +415,19 @@ def run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop):
         last = bool(state.stop_reason(args.epochs, args.patience))
         writer.epoch_done(model, optimizer, state, improved, settings(args), last, stop)
         stop.check()
+
+
+def diverged(args, folder, epoch, what, value, saved_epoch):
+    """The error that stops a run whose loss is no longer finite, also written to its train.log.
+    Nothing of that epoch is saved: the folder holds the run at its last finite checkpoint."""
+    if saved_epoch:
+        kept = (f"{folder.file('checkpoint.npz')} holds epoch {saved_epoch}, as it was: continue it at a smaller "
+                f"rate with --resume --out {args.out} --lr …")
+    else:
+        kept = "no epoch was saved: start again with a smaller --lr"
+    message = f"epoch {epoch}: the {what} became {value} (too high a learning rate, --lr {args.lr}); {kept}"
+    files.append_line(folder.file("train.log"), message)
+    return runs.RunError(message)
 
 
 def interrupted_message(args, epochs_done, saved_epoch, checkpoint_path):
@@ -393,23 +442,24 @@ def interrupted_message(args, epochs_done, saved_epoch, checkpoint_path):
             f"continue with --resume --out {args.out}")
 
 
-def finish(args, splits, state, folder, stop):
+def finish(args, splits, state, folder, stop, record, config):
     """Evaluate the best model on the test set; write metrics.json and the learning curve."""
-    best = MADE.load(folder.file("model.npz"), gpu=args.gpu)
+    best = runs.load_best_model(folder, state, config, args.gpu)
     test_x = backend.to_device(splits["test"], args.gpu, best.dtype)
     started = time.perf_counter()
     progress = runs.Progress(f"test ({args.test_masks} masks)", "batches", stop.check)
     test_nll = runs.nll_per_example(best, test_x, args.test_masks, args.eval_batch_size, progress)
     stderr = runs.standard_error(test_nll)
-    folder.log(f"test NLL {test_nll.mean():.4f} ± {stderr:.4f} (standard error; {args.test_masks}-mask ensemble, "
-        f"{time.perf_counter() - started:.1f} s)")
+    spread = f" ± {stderr:.4f} (standard error;" if stderr is not None else " (one test example: no standard error;"
+    folder.log(f"test NLL {test_nll.mean():.4f}{spread} {args.test_masks}-mask ensemble, "
+               f"{time.perf_counter() - started:.1f} s)")
     metrics = {
         "train_nll": state.history[state.best_epoch - 1]["train_nll"], "valid_nll": state.best_valid,
         "test_nll": float(test_nll.mean()), "test_nll_stderr": stderr,
         "best_epoch": state.best_epoch, "epochs_run": state.epoch, "train_seconds": state.train_seconds,
         "seconds_per_epoch": state.train_seconds / max(state.epoch, 1),
         "n_params": best.n_params, "n_in": best.n_in,
-        "config": dict(settings(args), model=best.config.as_dict()),
+        "config": dict(settings(args), model=best.config.as_dict()), "data": record,
         "machine": runs.machine_info(args.gpu),
         "history": state.history,
     }
@@ -451,6 +501,7 @@ def plot_learning_curve(history, path, title, best_epoch):
 
 
 def main(argv=None):
+    cli.tolerant_output()
     args = parse_args(argv)
     return cli.run_command("train.py", args.gpu, lambda: train(args), user_errors=(runs.RunError,),
                            memory_advice="try a smaller --batch-size or --eval-batch-size, or fewer --hidden units")

@@ -160,7 +160,7 @@ def score_run(run_dir, model, test, observed, args, first):
 
 
 def compare(args):
-    cli.check_output(args.out, "--out")  # before the minutes of work, not after
+    files.check_writable(args.out, "--out")  # before the minutes of work, not after
     loaded = [runs.load_run(run_dir, False) for run_dir in args.run_dirs]
     test = loaded[0][1]["test"]
     if any(splits["test"].shape != test.shape or not np.array_equal(splits["test"], test) for _, splits, _ in loaded):

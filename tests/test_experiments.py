@@ -171,3 +171,11 @@ def test_projection_recovers_a_power_law_and_keeps_an_epoch_trained_again(tmp_pa
     assert abs(c - 0.5) < 0.02 and abs(a + b * 1000 ** -c - valid(1000)) < 0.05 and rms < 0.01
     assert project.main([str(log), "--from", "40", "--at", "1000"]) == 0
     assert f"epoch 1000: {valid(1000):.2f}" in capsys.readouterr().out
+
+
+def test_the_masks_figure_is_drawn_from_the_models_own_masks(tmp_path, capsys):
+    out = tmp_path / "figure1.png"
+    assert load("draw_masks").main(["--inputs", "4", "--hidden", "5,3", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with __import__("pytest").raises(SystemExit):  # too many units to draw legibly
+        load("draw_masks").main(["--inputs", "40", "--out", str(tmp_path / "big.png")])

@@ -95,9 +95,9 @@ def test_checkpoint_every_n_epochs_writes_both_files_together_and_resumes_exactl
     flags = ["--dataset", str(tiny), "--hidden", "8", "--masks", "2", "--patience", "50", "--seed", "5"]
     written, save, train_epoch = [], runs.save_checkpoint, optim.train_epoch
 
-    def recording_save(path, model, optimizer, state, settings):
+    def recording_save(path, model, optimizer, state, settings, **kwargs):
         written.append(state.epoch)
-        save(path, model, optimizer, state, settings)
+        save(path, model, optimizer, state, settings, **kwargs)
 
     def interrupted_in_epoch_5(*args, **kwargs):
         epochs.append(1)
@@ -269,8 +269,12 @@ def test_outputs_into_a_missing_folder_are_refused_before_any_work(small_run, tm
     one_line(capsys.readouterr().err, "missing", "does not exist")
     assert evaluate.main([str(small_run), "--per-example", str(tmp_path / "missing" / "s.csv")]) == 2
     one_line(capsys.readouterr().err, "--per-example", "does not exist")
-    assert sampling.main([str(small_run), "--out", str(tmp_path)]) == 2
+    (tmp_path / "folder.png").mkdir()
+    assert sampling.main([str(small_run), "--out", str(tmp_path / "folder.png")]) == 2
     one_line(capsys.readouterr().err, "is a folder")
+    (tmp_path / "s.npy").mkdir()  # where the array would go
+    assert sampling.main([str(small_run), "--out", str(tmp_path / "s.png")]) == 2
+    one_line(capsys.readouterr().err, "s.npy", "is a folder")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,6 +290,7 @@ def test_train_log_is_never_written_through_a_link(tiny, tmp_path, capsys, resum
         (out / "train.log").unlink()
     else:
         out.mkdir()
+        (out / ".lock").touch()  # a folder train.py used (stopped before its first checkpoint)
     (out / "train.log").symlink_to(outside)
     capsys.readouterr()
     flags = ["--resume", "--epochs", "2"] if resume else ["--dataset", tiny, "--hidden", "8", "--epochs", "1"]
