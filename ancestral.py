@@ -24,8 +24,8 @@ rest, and completing x_U is ancestral sampling from the first unobserved positio
 import numpy as np
 
 import backend
-from autograd import ACTIVATIONS
-from made import ordering_and_degrees
+from autograd import ACTIVATIONS, mask_conditioning
+from made import mask_matrices, ordering_and_degrees
 
 # ----------------------------------------------------------------------------------------------
 # Sampling
@@ -95,28 +95,30 @@ def sorted_by_degree(model):
     Returns weights[l] (H_l, fan_in) and biases[l] per hidden layer, output (D, H_L) and direct
     (D, D) for the output layer's incoming weights, output_bias (D,), all in the sorted order, and
     per hidden layer upto[l][p] / below[l][p]: how many of its units have degree ≤ p / < p.
+    A unit reads only the kept prefix of its sorted row, so the weights need no mask (the engine's
+    own arrays serve when its layout is already this order); the biases take the mask-conditioning
+    term 1·(U ⊙ M)ᵀ when there is one.
     """
-    # A unit reads only the kept prefix of its sorted row, so the weights need no masking; the
-    # biases do when the mask-conditioning term adds to them.
-    masked = model.masked_network() if model.cond_mask else model.natural_params(on_device=True)
-    degrees, xp = model.natural_degrees(), model.xp
-    orders = [xp.asarray(np.argsort(d, kind="stable")) for d in degrees]  # orders[0] is the ordering
-
-    def sort(name, rows, columns=None):
-        array = masked[name][orders[rows]]
-        return array if columns is None else array[:, orders[columns]]
+    degrees = model.natural_degrees()
+    orders = [np.argsort(d, kind="stable") for d in degrees]  # orders[0] is the ordering
+    params = {name: model.engine.in_order(name, orders) for name in model.params}
+    masks = mask_matrices([d[o] for d, o in zip(degrees, orders)], model.layers, model.xp, model.dtype) \
+        if model.cond_mask else {}
+    biases = {layer.bias: params[layer.bias] + sum(mask_conditioning(params[cond], masks[name])
+                                                   for (name, _), cond in zip(layer.inputs, layer.conds) if cond)
+              for layer in model.layers}
     positions = np.arange(model.n_in + 1)
     net = {"weights": [], "biases": [], "upto": [], "below": []}
     for layer, spec in enumerate(model.layers[:-1]):
-        net["weights"].append(sort(spec.inputs[0][0], layer + 1, layer))
-        net["biases"].append(sort(spec.bias, layer + 1))
+        net["weights"].append(params[spec.inputs[0][0]])
+        net["biases"].append(biases[spec.bias])
         sorted_degrees = np.sort(degrees[layer + 1])
         net["upto"].append(np.searchsorted(sorted_degrees, positions, side="right").tolist())
         net["below"].append(np.searchsorted(sorted_degrees, positions, side="left").tolist())
     output = model.layers[-1]
-    net["output_bias"] = sort(output.bias, 0)
+    net["output_bias"] = biases[output.bias]
     for name, source in output.inputs:
-        net["direct" if source == 0 else "output"] = sort(name, 0, source)
+        net["direct" if source == 0 else "output"] = params[name]
     return net
 
 

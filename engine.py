@@ -118,6 +118,16 @@ class Engine:
         """The inverse of natural: an array numbered as the data is, in the engine's layout."""
         return self._renumber(name, array, self.order)
 
+    def in_order(self, name, orders):
+        """params[name] with the units of every source s in the order orders[s] (orders[s][i]: the
+        unit, in the data's numbering, to put at place i): the parameter itself when that is the
+        layout's order (read it, never write it), else a copy."""
+        places = [inverse[order] for inverse, order in zip(self.inverse, orders)]  # where each is in the layout
+        rows, columns = self.units[name]
+        if all(np.array_equal(places[s], np.arange(len(places[s]))) for s in (rows, columns) if s is not None):
+            return self.params[name]
+        return reorder(self.params[name], places[rows], None if columns is None else places[columns])
+
     # -- the mask -----------------------------------------------------------------------------
 
     def use_mask(self, degrees, key=None):
@@ -162,11 +172,16 @@ class Engine:
             self._networks["own"] = self._staircase_network(self.params, self.degrees, self.order[0])
         return self._networks["own"]
 
+    @property
+    def under_layout_mask(self):
+        """Whether the current mask is the one the layout sorts by: a one-mask model under its mask."""
+        return self.one_mask and self.key is not None
+
     def sorted_network(self):
         """The staircase of the current mask: the layout's own (a one-mask model under its mask), or
         over a copy of the weights sorted by the current degrees, its removed weights zeroed (made
         anew at every call: it is only as fresh as the weights it copied)."""
-        if self.one_mask and self.key is not None:
+        if self.under_layout_mask:
             return self._own_staircase()
         orders = [np.argsort(d, kind="stable") for d in self.degrees]
         weights = {name: self._renumber(name, value, orders) for name, value in self.params.items()}
@@ -187,7 +202,7 @@ class Engine:
     def network(self, n_examples=None):
         """The products for one call under the current mask (module docstring): n_examples, the
         examples an evaluation holds; None for a training step."""
-        if self.staircase_blocks and self.one_mask and self.key is not None:
+        if self.staircase_blocks and self.under_layout_mask:
             own = self._own_staircase()
             if own.removed_weights_are_zero():
                 return own

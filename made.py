@@ -361,9 +361,8 @@ class MADE:
     def loss_and_grads(self, x):
         """reference_loss_and_grads' numbers, through the engine. The loss is a 0-d array on the
         model's device (float(loss) reads it: on a GPU that waits, so a loop should sum arrays); the
-        gradients are the engine's buffers, valid until its next call (copy one to keep it), and
-        grads.parts() says which pieces an optimizer need update. x's values are not checked here,
-        in the training loop: check data once, as data.load does."""
+        gradients are the engine's buffers, valid until its next call (copy one to keep it). x's
+        values are not checked in this, the training loop's call: data.load checks data once."""
         return self.engine.loss_and_grads(self._data(x, "x", values=False))
 
     def _data(self, x, what, values):
@@ -375,16 +374,15 @@ class MADE:
             require(int(self.xp.count_nonzero(x)) == int(self.xp.count_nonzero(x == 1)), f"{what} must hold only 0 and 1")
         return x
 
-    # -- log-likelihoods ------------------------------------------------------------------------
-
-    def log_prob(self, x, n_masks=None, batch_size=1000, progress=None, variables=None):
+    def log_prob(self, x, n_masks=None, batch_size=1000, progress=None, variables=None, check_values=True):
         """log p(x) in nats, shape (N,), on the model's device. x: (N, D) of 0/1. n_masks=None: under
         the current mask. n_masks=K: the ensemble of masks 0…K−1 (section 4.3), averaged in
         probability, never in logits: log p(x) = log (1/K) Σ_k p(x | mask k), summed one mask at a
         time as a running log-sum-exp (memory for one mask's results), the current mask restored
         afterwards; a K beyond the cycle goes round it again. progress(done, total) is called after
-        every batch; variables, (D,) booleans, sums the conditionals of these variables only."""
-        x = self._data(x, "x", values=True)
+        every batch; variables, (D,) booleans, sums the conditionals of these variables only.
+        check_values=False skips the 0/1 check (a pass over x), for data data.load has checked."""
+        x = self._data(x, "x", values=check_values)
         require(is_int(batch_size) and batch_size > 0, f"batch_size must be a positive integer, not {batch_size!r}")
         require(n_masks is None or (is_int(n_masks) and n_masks > 0),
                 f"n_masks must be a positive integer for an ensemble (None: the current mask), not {n_masks!r}")

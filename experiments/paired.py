@@ -4,7 +4,7 @@
 
 Each run is scored with the ensemble it was tested with. The difference is taken example by
 example, so its standard error is far smaller than either run's own (a digit that is hard for one
-model is hard for the other): this is how the README tells two models 0.1 nat apart.
+model is hard for the other): this is how RESULTS.md tells two models 0.1 nat apart.
 """
 import argparse
 import math

@@ -1,7 +1,9 @@
-"""Print the README's results table from results/ROW/metrics.json, so no figure is copied by hand.
+"""Print the results tables from results/ROW/metrics.json, so no figure is copied by hand.
 
-    python experiments/table.py
+    python experiments/table.py             # RESULTS.md's table: every row, its script, epochs, time, machine
+    python experiments/table.py --compact   # README.md's: the paper against this project, one line a row
 """
+import argparse
 import json
 import os
 
@@ -58,30 +60,49 @@ def verdict(nll, stderr, target):
     return f"**no**, +{nll - target:.2f} ({(nll - target) / stderr:.1f} s.e.)"
 
 
-def main():
-    print("| data, setting | paper | this project: test NLL ± s.e. | met? | best / run epochs | wall time | machine |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+def rows():
+    """(row, what, paper, metrics or None, status when unfinished) for every row, in the tables' order."""
     for row, (what, paper, needs_gpu) in ROWS.items():
         path = os.path.join(ROOT, "results", row, "metrics.json")
-        if not os.path.exists(path):
-            status = "not yet run (needs a GPU)" if needs_gpu else "not yet run"
-            log = os.path.join(ROOT, "results", row, "train.log")
-            if os.path.exists(log):  # started, then stopped before its end
-                epochs = [line.split()[1] for line in open(log) if line.startswith("epoch ")]
-                status = f"unfinished: stopped after epoch {epochs[-1] if epochs else 0} (see its train.log)"
-            print(f"| {what} | {paper} | {status} | | | | |")
+        if os.path.exists(path):
+            with open(path) as file:
+                yield row, what, paper, json.load(file), None
             continue
-        with open(path) as file:
-            metrics = json.load(file)
-        minutes = metrics["train_seconds"] / 60
+        status = "not yet run (needs a GPU)" if needs_gpu else "not yet run"
+        log = os.path.join(ROOT, "results", row, "train.log")
+        if os.path.exists(log):  # started, then stopped before its end
+            with open(log) as file:
+                epochs = [line.split()[1] for line in file if line.startswith("epoch ")]
+            status = f"unfinished: stopped after epoch {epochs[-1] if epochs else 0} (see its train.log)"
+        yield row, what, paper, None, status
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Print the results table from results/ROW/metrics.json.")
+    parser.add_argument("--compact", action="store_true", help="the README's table: paper, this project, met?")
+    compact = parser.parse_args(argv).compact
+    if compact:
+        print("| data, setting | paper | this project: test NLL ± s.e. | met? |")
+        print("| --- | --- | --- | --- |")
+    else:
+        print("| data, setting | paper | this project: test NLL ± s.e. | met? | best / run epochs | wall time | machine | script |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row, what, paper, metrics, status in rows():
+        script = f"`experiments/{row}.sh`"
+        if metrics is None:
+            print(f"| {what} | {paper} | {status} | |" + ("" if compact else f" | | | {script} |"))
+            continue
         masks = metrics["config"].get("test_masks", 1)
         what += f" ({masks}-mask ensemble)" if masks > 1 else ""
         nll, stderr = metrics["test_nll"], metrics["test_nll_stderr"]
+        result = f"| {what} | {paper} | **{nll:.2f} ± {stderr:.2f}** | {verdict(nll, stderr, figure_to_meet(paper))} |"
+        if compact:
+            print(result)
+            continue
         # The look-ahead ends a run --patience epochs after its best; anything sooner was the --epochs cap.
         capped = metrics["epochs_run"] - metrics["best_epoch"] < metrics["config"].get("patience", 30)
         epochs = f"{metrics['best_epoch']} / {metrics['epochs_run']}" + (" (cap)" if capped else "")
-        print(f"| {what} | {paper} | **{nll:.2f} ± {stderr:.2f}** | {verdict(nll, stderr, figure_to_meet(paper))} | "
-              f"{epochs} | {minutes:.0f} min | {describe(metrics['machine'])} |")
+        print(f"{result} {epochs} | {metrics['train_seconds'] / 60:.0f} min | {describe(metrics['machine'])} | {script} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The experiment scripts' own logic: every point of every search grid is a distinct train.py
-command that train.py accepts, the README table's rows have scripts behind them, and the
-completion comparison scores each run as ancestral.log_prob_unobserved does."""
+command that train.py accepts, the results tables are what table.py prints and every row has a
+script, and the completion comparison scores each run as ancestral.log_prob_unobserved does."""
 import importlib.util
 import json
 import os
@@ -179,3 +179,13 @@ def test_the_masks_figure_is_drawn_from_the_models_own_masks(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with __import__("pytest").raises(SystemExit):  # too many units to draw legibly
         load("draw_masks").main(["--inputs", "40", "--out", str(tmp_path / "big.png")])
+
+
+def test_the_results_tables_are_what_table_py_prints_from_results(capsys):
+    """README.md's and RESULTS.md's tables are printed by experiments/table.py, never copied by hand."""
+    table = load("table")
+    for argv, document in (([], "RESULTS.md"), (["--compact"], "README.md")):
+        table.main(argv)
+        printed = capsys.readouterr().out.strip()
+        with open(os.path.join(ROOT, document), encoding="utf-8") as file:
+            assert printed in file.read(), f"{document}'s table is not what table.py {' '.join(argv)} prints"

@@ -50,6 +50,11 @@ def test_ensemble_averages_probabilities_not_logits():
     assert model.mask_index == 0, "the ensemble must restore the current mask"
     # and the ensemble is still a normalised distribution over all states
     assert math.isclose(np.exp(model.log_prob(all_states(7), n_masks=6)).sum(), 1.0, rel_tol=1e-12)
+    # where averaging the masks' logits, a common mistake, gives conditionals that follow no single
+    # ordering, and so no distribution at all
+    states = all_states(7)
+    mean_logits = np.mean([(model.use_mask(k), model.forward(states))[1] for k in range(6)], axis=0)
+    assert abs(np.exp(-bernoulli_nll(mean_logits, states)).sum() - 1.0) > 1e-3
 
 
 @pytest.mark.parametrize("shuffle,ordering_changes,connectivity_changes",
