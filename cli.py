@@ -35,24 +35,23 @@ def _number(text, kind):
         raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
 
 
-def positive_int(text):
-    """A count: 1 … MAX_COUNT."""
+def _count(text, lowest):
     value = _number(text, int)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"must be {'a positive integer' if lowest else 'an integer ≥ 0'}, not {text}")
     if value > MAX_COUNT:
         raise argparse.ArgumentTypeError(f"must be at most 2^40 = {MAX_COUNT}, not {text}")
     return value
+
+
+def positive_int(text):
+    """A count: 1 … MAX_COUNT."""
+    return _count(text, 1)
 
 
 def non_negative_int(text):
     """A seed or a count that may be 0: 0 … MAX_COUNT."""
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, not {text}")
-    if value > MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"must be at most 2^40 = {MAX_COUNT}, not {text}")
-    return value
+    return _count(text, 0)
 
 
 def positive_float(text):

@@ -198,6 +198,12 @@ def save_npz_pair(first_path, first_arrays, second_path, second_arrays):
         first.discard()
 
 
+def save_figure(path, figure, dpi=100):
+    """A matplotlib figure as a PNG, written atomically."""
+    with atomic_write(path) as file:
+        figure.savefig(file, format="png", dpi=dpi)
+
+
 def save_npy(path, array):
     with atomic_write(path) as file:
         np.save(file, array)

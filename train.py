@@ -494,8 +494,7 @@ def plot_learning_curve(history, path, title, best_epoch):
     axes.legend()
     figure.tight_layout()
     try:
-        with files.atomic_write(path) as file:
-            figure.savefig(file, format="png", dpi=100)
+        files.save_figure(path, figure)
     finally:
         plt.close(figure)
 

@@ -98,8 +98,7 @@ def draw(model, path):
                     "hidden mask 1[m_l(k) ≥ m_{l-1}(j)] (eq. 12), output mask 1[m(d) > m_L(k)] (eq. 13)", fontsize=10)
     figure.tight_layout()
     try:
-        with files.atomic_write(path) as file:
-            figure.savefig(file, format="png", dpi=110)
+        files.save_figure(path, figure, dpi=110)
     finally:
         plt.close(figure)
 
