@@ -153,7 +153,8 @@ def parse_args(argv):
         args.dataset = os.path.abspath(os.path.expanduser(args.dataset))
     for flag, optimizers in (("decrease", ("sgd",)), ("rho", ("adadelta",)), ("eps", ("adagrad", "adadelta", "adam"))):
         if flag in args.explicit and args.optimizer not in optimizers and not args.resume:
-            parser.error(f"--{flag} belongs to {' and '.join(optimizers)}; --optimizer {args.optimizer} does not use it")
+            owners = " and ".join([", ".join(optimizers[:-1]), optimizers[-1]] if len(optimizers) > 1 else optimizers)
+            parser.error(f"--{flag} belongs to {owners}; --optimizer {args.optimizer} does not use it")
     if args.out is None:
         name = os.path.splitext(os.path.basename(args.dataset))[0]
         args.out = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
