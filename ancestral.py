@@ -24,8 +24,8 @@ rest, and completing x_U is ancestral sampling from the first unobserved positio
 import numpy as np
 
 import backend
-from autograd import ACTIVATIONS, mask_conditioning
-from made import mask_matrices, ordering_and_degrees
+from autograd import ACTIVATIONS
+from made import layer_biases, mask_matrices, ordering_and_degrees
 
 # ----------------------------------------------------------------------------------------------
 # Sampling
@@ -101,20 +101,17 @@ def sorted_by_degree(model):
     """
     degrees = model.natural_degrees()
     orders = [np.argsort(d, kind="stable") for d in degrees]  # orders[0] is the ordering
+    sorted_degrees = [d[order] for d, order in zip(degrees, orders)]
     params = {name: model.engine.in_order(name, orders) for name in model.params}
-    masks = mask_matrices([d[o] for d, o in zip(degrees, orders)], model.layers, model.xp, model.dtype) \
-        if model.cond_mask else {}
-    biases = {layer.bias: params[layer.bias] + sum(mask_conditioning(params[cond], masks[name])
-                                                   for (name, _), cond in zip(layer.inputs, layer.conds) if cond)
-              for layer in model.layers}
+    masks = mask_matrices(sorted_degrees, model.layers, model.xp, model.dtype) if model.cond_mask else {}
+    biases = layer_biases(model.layers, params, masks)
     positions = np.arange(model.n_in + 1)
     net = {"weights": [], "biases": [], "upto": [], "below": []}
     for layer, spec in enumerate(model.layers[:-1]):
         net["weights"].append(params[spec.inputs[0][0]])
         net["biases"].append(biases[spec.bias])
-        sorted_degrees = np.sort(degrees[layer + 1])
-        net["upto"].append(np.searchsorted(sorted_degrees, positions, side="right").tolist())
-        net["below"].append(np.searchsorted(sorted_degrees, positions, side="left").tolist())
+        net["upto"].append(np.searchsorted(sorted_degrees[layer + 1], positions, side="right").tolist())
+        net["below"].append(np.searchsorted(sorted_degrees[layer + 1], positions, side="left").tolist())
     output = model.layers[-1]
     net["output_bias"] = biases[output.bias]
     for name, source in output.inputs:

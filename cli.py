@@ -155,12 +155,12 @@ def run_command(program, gpu, body, *, user_errors=(), memory_advice="try smalle
     return 2
 
 
-def say(message, file=None):
+def say(message, file=None, end="\n"):
     """Print a line; when the reader has gone (a closed pipe, as `| head` leaves), print nothing more
     and carry on: what matters is in the files (a run's train.log)."""
     file = file or sys.stdout
     try:
-        print(message, file=file, flush=True)
+        print(message, file=file, end=end, flush=True)
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, file.fileno())  # so that nothing, the interpreter's last flush included, fails again

@@ -85,7 +85,7 @@ class Engine:
 
     def __init__(self, layers, params, degrees, activation, n_masks, one_mask, gpu, dtype):
         self.layers, self.activation, self.n_masks, self.one_mask = layers, activation, n_masks, one_mask
-        self.xp, self.dtype, self.gpu = backend.array_module(gpu), dtype, gpu
+        self.xp, self.dtype = backend.array_module(gpu), dtype
         self.staircase_blocks = not gpu
         self.order = [np.argsort(d, kind="stable") for d in degrees]  # order[s][i]: the unit at place i
         self.inverse = [np.argsort(order) for order in self.order]

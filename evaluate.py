@@ -65,9 +65,8 @@ def report(args):
     if args.per_example is True:  # the flag alone: into the run folder
         args.per_example = os.path.join(args.run_dir, f"log_p_{args.split}.csv")
     if args.per_example is not None:
-        observe_file = [args.observe] if args.observe and args.observe.endswith(".npy") else []
         runs.check_outputs({"--per-example": args.per_example},
-                           runs.run_inputs(args.run_dir, args.dataset, args.data_dir) + observe_file)
+                           runs.run_inputs(args.run_dir, args.dataset, args.data_dir, args.observe))
     model, splits, settings = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir, program="evaluate.py")
     x = backend.to_device(splits[args.split], args.gpu, model.dtype)
     if args.observe:

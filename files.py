@@ -60,12 +60,12 @@ class _Staged:
     def __init__(self, path, mode):
         self.path = os.fspath(path)
         self.folder = os.path.dirname(os.path.abspath(self.path))
-        self.temp_path = None
+        self.temp_path, self.file = None, None
         with self.naming_the_file():
             handle, self.temp_path = tempfile.mkstemp(dir=self.folder, prefix="." + os.path.basename(self.path) + ".",
                                                       suffix=".tmp")
-            os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
             self.file = os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+            os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
 
     @contextmanager
     def naming_the_file(self):
@@ -76,8 +76,8 @@ class _Staged:
             self.discard()
             raise FileWriteError(f"{self.path}: cannot write ({error.strerror or error})") from None
 
-    def flush(self):
-        """Everything written so far on the disk, the file closed."""
+    def close(self):
+        """Everything written so far on the disk, the file closed (commit can follow)."""
         with self.naming_the_file():
             if not self.file.closed:
                 self.file.flush()
@@ -85,7 +85,7 @@ class _Staged:
                 self.file.close()
 
     def commit(self):
-        self.flush()
+        self.close()
         with self.naming_the_file():
             os.replace(self.temp_path, self.path)
             self.temp_path = None
@@ -95,7 +95,8 @@ class _Staged:
         if self.temp_path is None:
             return
         try:
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
         except OSError:
             pass
         if os.path.lexists(self.temp_path):
@@ -191,7 +192,7 @@ def save_npz_pair(first_path, first_arrays, second_path, second_arrays):
     try:
         with first.naming_the_file():
             np.savez(first.file, **{name: np.asarray(value) for name, value in first_arrays.items()})
-        first.flush()
+        first.close()  # on the disk before the second is written
         save_npz(second_path, second_arrays)
         first.commit()
     finally:

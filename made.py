@@ -186,6 +186,13 @@ def check_params(params, shapes):
 # The network under one mask, computed densely: the forward pass and backpropagation
 
 
+def layer_biases(layers, params, masks):
+    """Each layer's bias with its mask-conditioning terms: b + Σ_i 1·(U_i ⊙ M_i)ᵀ, name → (n_out,)."""
+    return {layer.bias: params[layer.bias] + sum(mask_conditioning(params[cond], masks[name])
+                                                 for (name, _), cond in zip(layer.inputs, layer.conds) if cond)
+            for layer in layers}
+
+
 def forward_pass(layers, net, activation, x):
     """The masked forward pass. net: the network under one mask (MADE.masked_network: W ⊙ M for
     every masked weight, each layer's bias with its mask-conditioning term). x: (N, D) → logits a
@@ -263,9 +270,7 @@ class MADE:
     def n_params(self):
         return int(sum(p.size for p in self.params.values()))
 
-    @property
-    def n_distinct_masks(self):
-        return count_distinct_masks(self.n_masks, self.shuffle)
+    n_distinct_masks = property(lambda self: count_distinct_masks(self.n_masks, self.shuffle))
 
     def natural_params(self, on_device=False):
         """The parameters numbered as the data is (column j of W0 is input j), on the host or device."""
@@ -324,15 +329,12 @@ class MADE:
 
     # -- the reference: the equations above, dense, in the data's numbering ----------------------
 
-    def masked_network(self):
+    def masked_network(self, masks=None):
         """The network under the current mask as the paper writes it, in the data's numbering:
-        W ⊙ M for every masked weight, and each layer's bias b + Σ_i 1·(U_i ⊙ M_i)ᵀ."""
-        params, masks = self.natural_params(on_device=True), self.natural_masks()
-        net = {name: mask_weight(params[name], mask) for name, mask in masks.items()}
-        for layer in self.layers:
-            net[layer.bias] = params[layer.bias] + sum(mask_conditioning(params[cond], masks[name])
-                                                       for (name, _), cond in zip(layer.inputs, layer.conds) if cond)
-        return net
+        W ⊙ M for every masked weight, and each layer's bias (layer_biases). masks: natural_masks()."""
+        params, masks = self.natural_params(on_device=True), self.natural_masks() if masks is None else masks
+        return dict({name: mask_weight(params[name], mask) for name, mask in masks.items()},
+                    **layer_biases(self.layers, params, masks))
 
     def reference_forward(self, x, net=None):
         """Logits a (N, D) under the current mask: p(x_d = 1 | x_<d) = σ(a_d). net: masked_network()."""
@@ -343,12 +345,11 @@ class MADE:
         """Mean NLL L = (1/N) Σ_n −log p(x_n) of a minibatch x (N, D) (0-d array) and ∂L/∂θ for every
         parameter, keyed and numbered like model.params (so an optimizer takes these or
         loss_and_grads'): ∂L/∂a = (σ(a) − x) / N, then backward_pass(). Dense, allocating, plain."""
-        x = self.xp.asarray(x, dtype=self.dtype)
-        net = self.masked_network()
+        x, masks = self.xp.asarray(x, dtype=self.dtype), self.natural_masks()
+        net = self.masked_network(masks)
         logits, activations, pre_activations = forward_pass(self.layers, net, self.activation, x)
         grad_logits = bernoulli_nll_backward(logits, x) / x.shape[0]
-        grads = backward_pass(self.layers, net, self.natural_masks(), self.activation, activations, pre_activations,
-                              grad_logits)
+        grads = backward_pass(self.layers, net, masks, self.activation, activations, pre_activations, grad_logits)
         return bernoulli_nll(logits, x).mean(), {name: self.engine.from_natural(name, g) for name, g in grads.items()}
 
     # -- the same numbers, fast: through engine.py ---------------------------------------------
@@ -394,11 +395,12 @@ class MADE:
                 progress(done[0], total_batches)
         if n_masks is None:
             return self.engine.log_prob(x, batch_size, after_batch, variables)
+        total = None  # log Σ_k p(x | mask k)
         with self.keeping_mask():
             for k in range(n_masks):
                 self.use_mask(self.cycle_index(k))
                 log_p = self.engine.log_prob(x, batch_size, after_batch, variables)
-                total = log_p if k == 0 else self.xp.logaddexp(total, log_p, out=total)  # log Σ_k p(x | k)
+                total = log_p if total is None else self.xp.logaddexp(total, log_p, out=total)
         return total - math.log(n_masks)
 
     # -- saving and loading: the disk is files.py's business, reached from here alone -----------

@@ -10,10 +10,10 @@ parameter (or a piece of one). It keeps its per-parameter state in named slots (
 the parameters) and a step counter t; state_dict() returns all of it as arrays, so a checkpoint
 resumes exactly. Temporaries live in scratch buffers made once.
 
-Where the gradients say in which pieces to update (grads.parts(), as MADE's engine gives them under
-a one-mask model: the blocks of its staircase, cut into bands that stay in the cache), step
-updates only those. Elsewhere the gradient has been zero at every step, so every rule here would
-leave the weight and its state as they are.
+Where the gradients say in which pieces to update (grads.parts(), as MADE's engine gives them: each
+parameter cut into bands that stay in the cache, and under a one-mask model only the blocks of its
+staircase), step updates only those. Elsewhere the gradient has been zero at every step, so every
+rule here would leave the weight and its state as they are.
 """
 import math
 
@@ -45,7 +45,8 @@ class Optimizer:
     def step(self, grads):
         """Apply one update to every parameter that has a gradient; t counts the steps."""
         for name, piece in parts(grads):
-            self.update(self.params[name][piece], grads[name][piece], *(self.state[slot][name][piece] for slot in self.slots))
+            state = (self.state[slot][name][piece] for slot in self.slots)
+            self.update(self.params[name][piece], grads[name][piece], *state)
         self.t += 1
 
     def scratch(self, like, index=0):

@@ -149,11 +149,8 @@ class Progress:
         self.last = now
         rate = done / max(now - self.started, 1e-9)
         end = "\r" if sys.stderr.isatty() else "\n"
-        line = f"  {self.what}: {done}/{total} {self.unit} ({100 * done / total:.0f}%), {rate:.1f} {self.unit}/s"
-        if end == "\n":
-            cli.say(line, sys.stderr)
-        else:
-            print(line, end=end, file=sys.stderr, flush=True)
+        cli.say(f"  {self.what}: {done}/{total} {self.unit} ({100 * done / total:.0f}%), {rate:.1f} {self.unit}/s",
+                sys.stderr, end)
 
     @staticmethod
     def clear():
@@ -394,13 +391,15 @@ def _checkpoint_state(run_dir):
     return files.read_json_array(files.read_npz(path, names={"train_state"})["train_state"], path)
 
 
-def run_inputs(run_dir, dataset=None, data_dir=None):
-    """The files a command reads from a run: its own, and its data set's (no output may replace them)."""
+def run_inputs(run_dir, dataset=None, data_dir=None, observe=None):
+    """The files a command reads from a run: its own, its data set's, and an --observe file (no
+    output may replace them)."""
     settings = settings_of(run_dir)
     dataset = dataset or settings.get("dataset")
     directory = data_dir or settings.get("data_dir")
     found = data.locate(dataset, directory if isinstance(directory, str) else None) if isinstance(dataset, str) else []
-    return [os.path.join(run_dir, name) for name in RUN_FILES] + found
+    observed = [observe] if observe and observe.endswith(".npy") else []
+    return [os.path.join(run_dir, name) for name in RUN_FILES] + found + observed
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,11 +416,6 @@ def nll_per_example(model, x, n_masks, batch_size, progress=None):
 def standard_error(values):
     """The standard error of the mean of `values` (None for fewer than two: there is none)."""
     return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
-
-
-def plus_minus(mean, error):
-    """'mean ± error', or the mean alone, said so, when there is no standard error."""
-    return f"{mean:.4f} ± {error:.4f}" if error is not None else f"{mean:.4f} (one example: no standard error)"
 
 
 def machine_info(gpu):

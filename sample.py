@@ -132,9 +132,8 @@ def main(argv=None):
         if not out.lower().endswith(".png"):
             raise files.FileWriteError(f"--out {out}: must name a .png file (the array goes beside it as .npy)")
         array_path = out[:-len(".png")] + ".npy"
-        observe_file = [args.observe] if args.complete and args.observe.endswith(".npy") else []
         runs.check_outputs({"--out": out, "--out (its array)": array_path},
-                           runs.run_inputs(args.run_dir, args.dataset, args.data_dir) + observe_file)
+                           runs.run_inputs(args.run_dir, args.dataset, args.data_dir, args.complete and args.observe))
         model, splits, _ = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir,
                                          need_data=args.complete or not args.no_nearest, program="sample.py")
         (run_completion if args.complete else run_sampling)(args, model, splits, out, array_path)

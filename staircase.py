@@ -37,9 +37,9 @@ size: a training step allocates nothing of a weight's size. Its gradients live i
 are valid until its next call. Its loss is autograd.bernoulli_nll and its gradient, arranged for
 speed (one exponential per logit, the logarithms folded): the functions just below.
 """
-import numpy as np
-
 from typing import NamedTuple
+
+import numpy as np
 
 import backend
 from autograd import ACTIVATIONS
@@ -56,8 +56,8 @@ BAND = 2 ** 18         # elements an optimizer updates at a time: its passes ove
 
 
 def bernoulli_nll_into(logits, x, scratch):
-    """autograd.bernoulli_nll with its terms in a buffer, for evaluation.  scratch: an array of logits' shape.
-    The same sum, arranged for speed: see _nll_without_logs and sum_log."""
+    """autograd.bernoulli_nll with its terms in a buffer, for evaluation (the same sum, arranged for
+    speed: see _nll_without_logs and sum_log).  scratch: an array of logits' shape."""
     nll, e = _nll_without_logs(logits, x, scratch)
     e += 1
     nll += sum_log(e)
@@ -100,7 +100,8 @@ def sum_log(values, folds=6):
 
 
 def bernoulli_nll_and_backward(logits, x, grad=None, scratch=None):
-    """autograd.bernoulli_nll and bernoulli_nll_backward at once, as a training step needs them, from one e = e^{−|a|}:
+    """autograd.bernoulli_nll and bernoulli_nll_backward at once, as a training step needs them,
+    from one e = e^{−|a|}:
         q = σ(−|a|) = e / (1 + e),   σ(a) = step(a) − sign(a) q   (step: 1, ½ at 0, 0 below),
     so σ(a) − x = step(a) − x − sign(a) q, with no second exp. The small results (σ(a) for a ≪ 0,
     σ(a) − 1 for a ≫ 0) come from q alone, so they keep their relative precision.
@@ -440,7 +441,7 @@ class Network:
         return {name: product.prepare(self.weights[name], self.masked.get(name))
                 for name, product in self.products.items()}
 
-    def _masked_weights(self):
+    def _weights_and_products(self):
         """(product, weight) for every masked weight, the mask-conditioning U's included."""
         for layer in self.layers:
             for (name, _), cond in zip(layer.inputs, layer.conds):
@@ -450,11 +451,11 @@ class Network:
 
     def removed_weights_are_zero(self):
         """Whether the products can multiply the weights as they are (Staircase.removed_are_zero)."""
-        return all(product.removed_are_zero(weight) for product, weight in self._masked_weights())
+        return all(product.removed_are_zero(weight) for product, weight in self._weights_and_products())
 
     def zero_removed_weights(self):
         """Make them so, in weights the engine owns (a sorted copy); returns the network."""
-        for product, weight in self._masked_weights():
+        for product, weight in self._weights_and_products():
             product.zero_removed(weight)
         return self
 
@@ -465,7 +466,8 @@ class Network:
         buffers = self._buffers_for(x.shape[0])
         if columns is None:
             return -bernoulli_nll_into(logits, buffers["activations"][0], buffers["scratch"])
-        return -bernoulli_nll_into(logits[:, columns], buffers["activations"][0][:, columns], buffers["scratch"][:, columns])
+        return -bernoulli_nll_into(logits[:, columns], buffers["activations"][0][:, columns],
+                                   buffers["scratch"][:, columns])
 
     def loss_and_grads(self, x):
         """Mean NLL of a minibatch (0-d array) and Gradients keyed like the weights, in this layout:
