@@ -357,17 +357,21 @@ def load_checkpoint(path, gpu):
 
 def data_record(dataset, splits):
     """What identifies the data a run trains on: where they are (a named set, or a file's absolute
-    path, so that the run finds them from any folder) and a digest of each split's values
-    (data.pixel_digest), so that a different file under the same name is noticed."""
-    return {"dataset": dataset, "digests": {split: data.pixel_digest(splits[split]) for split in data.SPLITS}}
+    path, so that the run finds them from any folder) and each split's order-free fingerprint
+    (data.fingerprint), so that other values under the same name are noticed and the same rows in
+    another order are not."""
+    return {"dataset": dataset, "fingerprints": {split: data.fingerprint(splits[split]) for split in data.SPLITS}}
 
 
 def changed_splits(record, splits):
-    """The splits whose values are not those of the record ([] when all are, or no record was kept)."""
-    digests = record.get("digests") if isinstance(record, dict) else None
-    if not isinstance(digests, dict):
+    """The splits whose values are not those of the record ([] when all are, or no record was kept).
+    A record written before the order-free rule holds "digests" of the rows in order, checked so."""
+    record = record if isinstance(record, dict) else {}
+    rule, kept = ((data.fingerprint, record["fingerprints"]) if "fingerprints" in record
+                  else (data.ordered_fingerprint, record.get("digests")))
+    if not isinstance(kept, dict):
         return []
-    return [split for split in data.SPLITS if digests.get(split) != data.pixel_digest(splits[split])]
+    return [split for split in data.SPLITS if kept.get(split) != rule(splits[split])]
 
 
 def data_record_of(run_dir):

@@ -33,7 +33,8 @@ from config import INITS, SHUFFLES, count_distinct_masks
 from made import MADE
 
 # Settings that --resume lets you change; every other flag given again must match the run. (--dataset
-# may name the run's data where they are now: the run knows them by their digests, runs.data_record.)
+# may name the run's data where they are now: the run knows them by their
+# order-free fingerprints, runs.data_record.)
 RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "dataset", "data_dir", "eval_batch_size", "checkpoint_every")
 NOT_SETTINGS = ("out", "resume", "force")  # where and how to start, not what the run is
 
@@ -71,7 +72,8 @@ def add_data_and_model_flags(add):
     add("--dataset", default="binarized_mnist",
         help=f"a named data set ({', '.join(data.DATASETS)}) or the path of an .npz "
              "(train_data, valid_data, test_data) or NAME_train.amat file (default: %(default)s); the run "
-             "keeps the file's absolute path and a digest of its values, so --resume finds it from any folder, "
+             "keeps the file's absolute path and an order-free fingerprint of its values, so --resume finds it "
+             "from any folder, "
              "may be told where it has moved, and refuses a file that changed")
     add("--data-dir", type=cli.path, default=None,
         help="folder of the named data sets (default: $MADE_DATA_DIR, else ~/.cache/made); may change on --resume")
@@ -307,7 +309,7 @@ def start_or_resume(args, checkpoint, splits, folder):
 
 def data_of_the_run(args, checkpoint, splits):
     """The record of the run's data (runs.data_record). On resume they must be the data the run
-    trained on, wherever they are now: the same digests, or, for a checkpoint written before runs
+    trained on, wherever they are now: the same fingerprints, or, for a checkpoint written before runs
     kept them, the same --dataset."""
     record = runs.data_record(args.dataset, splits)
     if checkpoint is None:

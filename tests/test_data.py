@@ -112,7 +112,7 @@ def test_a_download_that_is_not_the_data_set_is_removed(tmp_path, monkeypatch, s
             return False
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response())
     cache = tmp_path / "cache"
-    with pytest.raises(data.DataError, match="checksum"):
+    with pytest.raises(data.DataError, match="fingerprint"):
         data.load("dna", directory=str(cache))
     assert os.listdir(cache) == []
 
@@ -121,12 +121,64 @@ def test_a_cached_file_that_changed_is_reported(tmp_path):
     source = data.read_npz_splits(os.path.join(real_data_dir("dna"), "dna.npz"))
     source["test"][0, 0] = 1 - source["test"][0, 0]
     write_npz(tmp_path / "dna.npz", source["train"], source["valid"], source["test"])
-    with pytest.raises(data.DataError, match="'test' does not match its published checksum"):
+    with pytest.raises(data.DataError, match="'test' does not match its published fingerprint"):
         data.load("dna", directory=str(tmp_path))
 
 
+def test_the_fingerprint_is_of_the_rows_not_their_order():
+    rows = random_binary((50, 13), seed=4)  # 13 columns: the packed rows end in a padded byte
+    shuffled = rows[np.random.default_rng(0).permutation(50)]
+    assert data.fingerprint(shuffled) == data.fingerprint(rows)
+    assert data.ordered_fingerprint(shuffled) != data.ordered_fingerprint(rows)
+    for row, column in ((0, 0), (49, 12), (17, 8)):  # every bit counts, the last column's included
+        flipped = rows.copy()
+        flipped[row, column] = 1 - flipped[row, column]
+        assert data.fingerprint(flipped) != data.fingerprint(rows)
+    assert data.fingerprint(rows[:49]) != data.fingerprint(rows)  # a row fewer
+    assert data.fingerprint(np.vstack([rows, rows[:1]])) != data.fingerprint(rows)  # a row twice
+
+
+# Each verified set's fingerprints, as ../shared/data/README.md gives them (order-free column).
+SHARED_README_FINGERPRINTS = {
+    "binarized_mnist": ("aae6de292e6b68d8", "d10b4edf2e076569", "87ff96664646cc41"),
+    "dna": ("46918e88b24d5ddd", "1f67d901fdc3ce6d", "bb7d0812242a73e0"),
+    "mushrooms": ("5f4228c538defab3", "da85fbc4cafc6272", "a71e27a4fb68c6b0"),
+    "nips": ("d4b4c83be88ae8c6", "fd71de12e627994c", "5d0ee2e65ce1fc8c"),
+    "adult": ("05a2f2360f58bc94", "089d992826f3d2b3", "da8f06c5dd0926c5"),
+    "connect4": ("a0b72dd7af70828c", "f8532cade072a975", "e6529c6497b4e868"),
+    "ocr_letters": ("e918519b67bd2664", "5bb2aafc08bdb335", "4e8b68ccef3e2844"),
+}
+
+
+def test_seven_sets_are_verified_by_one_rule():
+    assert data.VERIFIED == tuple(SHARED_README_FINGERPRINTS)
+    for name, expected in SHARED_README_FINGERPRINTS.items():
+        assert tuple(data.DATASETS[name][1][split] for split in data.SPLITS) == expected
+    assert data.DATASETS["web"][1] is None and data.DATASETS["rcv1"][1] is None
+
+
 @pytest.mark.parametrize("name,shape", [("binarized_mnist", (50000, 784)), ("dna", (1400, 180)),
-                                        ("mushrooms", (2000, 112)), ("nips", (400, 500))])
+                                        ("mushrooms", (2000, 112)), ("nips", (400, 500)), ("adult", (5000, 123)),
+                                        ("connect4", (16000, 126)), ("ocr_letters", (32152, 128))])
 def test_real_data_sets_load_and_verify(name, shape):
     splits = data.load(name, real_data_dir(name))
     assert splits["train"].shape == shape
+    assert all(data.fingerprint(splits[split]) == data.DATASETS[name][1][split] for split in data.SPLITS)
+
+
+@pytest.mark.parametrize("name", ["adult", "connect4", "ocr_letters"])
+def test_a_copy_in_another_row_order_passes_and_one_bit_changed_is_refused(tmp_path, name):
+    source = data.read_npz_splits(os.path.join(real_data_dir(name), name + ".npz"))
+    rng = np.random.default_rng(0)
+    reordered = {split: rows[rng.permutation(len(rows))] for split, rows in source.items()}
+    write_npz(tmp_path / f"{name}.npz", reordered["train"], reordered["valid"], reordered["test"])
+    assert data.load(name, directory=str(tmp_path))["test"].shape == source["test"].shape
+    for split in data.SPLITS:
+        changed = dict(reordered)
+        changed[split] = reordered[split].copy()
+        changed[split][3, 5] = 1 - changed[split][3, 5]
+        write_npz(tmp_path / f"{name}.npz", changed["train"], changed["valid"], changed["test"])
+        with pytest.raises(data.DataError) as error:
+            data.load(name, directory=str(tmp_path))
+        message = str(error.value)
+        assert "\n" not in message and f"{name}.npz" in message and f"split '{split}'" in message

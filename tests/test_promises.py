@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+import data
 import evaluate
 import files
 import runs
@@ -135,6 +136,35 @@ def test_a_run_finds_its_data_from_anywhere_and_refuses_other_data_under_its_nam
         result = run_cli(script, home / "run", *extra, cwd=elsewhere)
         assert result.returncode == 0
         one_line(result.stderr, f"{script}: warning", "tiny.npz", "not the data the run trained on")
+
+
+def test_a_run_knows_its_data_by_their_rows_not_their_order(tmp_path):
+    splits = tiny_splits()
+    path = write_npz(tmp_path / "tiny.npz", *splits)
+    flags = ["--hidden", "8", "--patience", "50", "--out", tmp_path / "run"]
+    assert run_cli("train.py", "--dataset", path, "--epochs", 1, *flags).returncode == 0
+    record = runs.data_record_of(str(tmp_path / "run"))
+    assert set(record) == {"dataset", "fingerprints"}
+    rng = np.random.default_rng(5)
+    write_npz(path, *[rows[rng.permutation(len(rows))] for rows in splits])  # the same rows, reordered
+    result = run_cli("train.py", "--resume", "--epochs", 2, *flags)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("evaluate.py", tmp_path / "run")
+    assert result.returncode == 0 and "warning" not in result.stderr
+    reordered = [rows[::-1] for rows in splits]
+    reordered[1][0, 0] = 1 - reordered[1][0, 0]  # …and one bit of valid changed
+    write_npz(path, *reordered)
+    result = run_cli("train.py", "--resume", "--epochs", 3, *flags)
+    assert result.returncode == 2
+    one_line(result.stderr, "not the data the run trained on", "valid")
+
+
+def test_a_record_written_before_the_order_free_rule_is_checked_by_its_own(tmp_path):
+    splits = dict(zip(("train", "valid", "test"), tiny_splits()))
+    old = {"dataset": "x", "digests": {s: data.ordered_fingerprint(rows) for s, rows in splits.items()}}
+    assert runs.changed_splits(old, splits) == []
+    assert runs.changed_splits(old, dict(splits, test=splits["test"][::-1])) == ["test"]  # it knew only the order
+    assert runs.changed_splits(runs.data_record("x", splits), dict(splits, test=splits["test"][::-1])) == []
 
 
 # ----------------------------------------------------------------------------------------------
