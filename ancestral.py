@@ -25,6 +25,7 @@ import numpy as np
 
 import backend
 from autograd import ACTIVATIONS
+from config import is_int, require
 from made import layer_biases, mask_matrices, ordering_and_degrees
 
 # ----------------------------------------------------------------------------------------------
@@ -126,10 +127,21 @@ def _logit(uniforms):
         return xp.log(uniforms) - xp.log1p(-uniforms)
 
 
+SAMPLERS = {"fast": sample_fast, "naive": sample_naive}
+
+
+def sampler_of(method):
+    """The sampler a `method` names ('fast' or 'naive'); ValueError otherwise."""
+    require(method in SAMPLERS, f"method must be one of {sorted(SAMPLERS)}, not {method!r}")
+    return SAMPLERS[method]
+
+
 def sample(model, n, seed=0, method="fast"):
     """n exact samples (n, D) of 0/1 from the model under its current mask, reproducible from seed."""
+    require(is_int(n) and n > 0, f"n must be a positive integer, not {n!r}")
+    sampler = sampler_of(method)
     uniforms = backend.to_device(backend.random_generator(seed).random((n, model.n_in)), model.gpu, model.dtype)
-    return (sample_fast if method == "fast" else sample_naive)(model, uniforms)
+    return sampler(model, uniforms)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,9 +206,12 @@ def complete(model, x, observed, n=1, seed=0, method="fast"):
     first (a raster ordering and a top half). Returns (N, n, D); the current mask is restored
     afterwards.
     """
+    require(is_int(n) and n > 0, f"n must be a positive integer, not {n!r}")
+    sampler = sampler_of(method)
     x_host = np.asarray(backend.to_host(x), dtype=np.float64)
-    observed = np.broadcast_to(np.asarray(backend.to_host(observed), dtype=bool), x_host.shape)
-    sampler = sample_fast if method == "fast" else sample_naive
+    require(x_host.ndim == 2 and x_host.shape[1] == model.n_in and x_host.shape[0] > 0,
+            f"x must be an (N, {model.n_in}) array with N ≥ 1, not of shape {x_host.shape}")
+    observed = _observed_like(observed, x_host.shape)
     rng = backend.random_generator(seed)
     result = np.empty((x_host.shape[0], n, x_host.shape[1]), dtype=np.float32)
     with model.keeping_mask():
@@ -207,6 +222,14 @@ def complete(model, x, observed, n=1, seed=0, method="fast"):
             filled = sampler(model, uniforms, backend.to_device(given, model.gpu), int(pattern.sum()))
             result[rows] = backend.to_host(filled).reshape(len(rows), n, -1)
     return result
+
+
+def _observed_like(observed, shape):
+    """observed, (N, D) or (D,) booleans, as an (N, D) boolean array; ValueError when it fits not."""
+    observed = np.asarray(backend.to_host(observed))
+    require(observed.shape in (shape, shape[1:]) and observed.dtype.kind in "biu" and np.isin(observed, (0, 1)).all(),
+            f"observed must be booleans shaped {shape} or ({shape[1]},), not {observed.dtype} of shape {observed.shape}")
+    return np.broadcast_to(observed.astype(bool), shape)
 
 
 def log_prob_observed(model, x, observed, seed=0, batch_size=1000, progress=None):
@@ -229,7 +252,9 @@ def log_prob_unobserved(model, x, observed, seed=0, batch_size=1000, progress=No
 def _log_prob_in_two_parts(model, x, observed, seed, batch_size, first_part, progress):
     """The conditionals of the observed variables (first_part) or of the rest, summed."""
     x = model.xp.asarray(x, dtype=model.dtype)
-    observed = np.broadcast_to(np.asarray(backend.to_host(observed), dtype=bool), x.shape)
+    require(x.ndim == 2 and x.shape[1] == model.n_in and x.shape[0] > 0,
+            f"x must be an (N, {model.n_in}) array with N ≥ 1, not of shape {x.shape}")
+    observed = _observed_like(observed, x.shape)
     result = model.xp.zeros(x.shape[0], dtype=model.dtype)
     done = 0  # examples scored (one ordering per pattern: scattered patterns take long)
     with model.keeping_mask():

@@ -11,6 +11,10 @@ products one epoch needs (three forward, and per layer two backward, the first l
 gradient excepted), with nothing else. MNIST's shape is used (784 inputs, 50 000 training
 examples); the real data when $MADE_DATA_DIR has it, else random 0/1 data of that shape.
 """
+if __name__ == "__main__":  # before the imports: closed streams and an early Ctrl-C (startup.py)
+    import startup
+    startup.begin("bench.py")
+
 import argparse
 import json
 import os
@@ -243,7 +247,7 @@ def run(quick, gpu):
 
 
 def main(argv=None):
-    cli.tolerant_output()
+    cli.prepare_streams()
     parser = argparse.ArgumentParser(description="Measure the speed of this MADE (training, evaluation, sampling).")
     parser.add_argument("--gpu", action="store_true", help="measure the CuPy path on a CUDA GPU")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
@@ -269,7 +273,7 @@ def main(argv=None):
 def report(args):
     """Run the measurements and print the table (and the JSON, when asked)."""
     if args.json:
-        files.check_writable(args.json, "--json")  # before the minute of measuring, not after
+        runs.check_outputs({"--json": args.json})  # before the minute of measuring, not after
     started = time.perf_counter()
     rows, source = run(args.quick, args.gpu)
     print(f"MADE benchmark on {'GPU' if args.gpu else 'CPU'} ({source}; {time.strftime('%Y-%m-%d')})")

@@ -12,6 +12,7 @@ import sys
 
 import backend
 import data
+import startup
 import files
 from made import CheckpointError
 
@@ -117,12 +118,33 @@ def out_of_memory_message(error, gpu, advice):
     return f"out of {where} ({error or 'allocation failed'}); {advice}"
 
 
-def tolerant_output():
-    """Called first by every command line: a terminal that cannot show a character ("±", "≥")
-    gets an escape (\\xb1) instead of an error that would end the command."""
+def prepare_streams():
+    """Called first by every command line, so that it works with whatever standard streams it was
+    given. A stream that was closed (`2>&-`) is opened on /dev/null: its descriptor must not be
+    free, or the next file opened (a run's train.log) would take it and receive the stream's
+    output. A terminal that cannot show a character ("±", "≥"), or a name that is not UTF-8 (a
+    path given as bytes), gets an escape (\\xb1) instead of an error that would end the command.
+    (startup.begin has already done the first, before the imports, when the command was started.)"""
+    startup.reopen_closed_streams()
+    for name, descriptor, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+        if getattr(sys, name) is None:  # Python found the descriptor closed when it started
+            setattr(sys, name, open(descriptor, mode, closefd=False, errors="backslashreplace"))
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+
+
+def given_flags(parser, argv):
+    """The destinations of the flags the command line (argv, already parsed once without error)
+    gave, defaults aside: to refuse a flag that the mode asked for would ignore."""
+    defaults = {action: action.default for action in parser._actions}
+    try:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in defaults.items():
+            action.default = default
 
 
 def run_command(program, gpu, body, *, user_errors=(), memory_advice="try smaller sizes"):
@@ -134,6 +156,7 @@ def run_command(program, gpu, body, *, user_errors=(), memory_advice="try smalle
     line and status 130.
     """
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # (startup.guard's handler ends here)
     try:
         backend.array_module(gpu)
         body()
@@ -141,7 +164,7 @@ def run_command(program, gpu, body, *, user_errors=(), memory_advice="try smalle
     except (*USER_ERRORS, *user_errors) as error:
         message = str(error)
     except MemoryError as error:
-        message = out_of_memory_message(error, gpu, memory_advice)
+        message = out_of_memory_message(error, gpu, memory_advice() if callable(memory_advice) else memory_advice)
     except OSError as error:
         message = f"{error.filename}: {error.strerror}" if error.filename else str(error)
     except Interrupted:

@@ -67,8 +67,15 @@ class Config:
             require(self.ordering in ("random", "natural"),
                      f"ordering must be 'random', 'natural' or a permutation, not {self.ordering!r}")
         else:
-            fix("ordering", tuple(int(i) for i in np.asarray(self.ordering).reshape(-1)))
+            ordering = np.asarray(self.ordering)
+            require(ordering.ndim == 1 and ordering.dtype.kind in "iu",
+                    f"ordering must be 'random', 'natural' or a permutation of range({self.n_in}) as integers, "
+                    f"not {self.ordering!r}")
+            fix("ordering", tuple(int(i) for i in ordering))
             require(sorted(self.ordering) == list(range(self.n_in)), f"ordering must be a permutation of range({self.n_in})")
+        for name in ("direct", "cond_mask"):
+            require(isinstance(getattr(self, name), (bool, np.bool_)), f"{name} must be True or False, not "
+                                                                       f"{getattr(self, name)!r}")
         require(self.activation in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}, not {self.activation!r}")
         require(is_int(self.n_masks) and self.n_masks >= 0,
                  f"n_masks must be an integer ≥ 0 (0: a fresh mask every time), not {self.n_masks!r}")

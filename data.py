@@ -105,7 +105,11 @@ def fetch(name, directory=None):
     path = os.path.join(folder, name + ".npz")
     if not os.path.exists(path):
         print(f"{name}: not in {os.path.dirname(path)}, downloading {url}")
-        download(url, path)
+        try:
+            download(url, path)
+        except DataError as error:
+            raise DataError(f"{name}: not in {folder}, and {error}; or name the folder that holds {name}.npz "
+                            f"with --data-dir or $MADE_DATA_DIR") from None
         try:
             _check_fingerprints(read_npz_splits(path), fingerprints, path)
         except DataError:
@@ -151,25 +155,32 @@ def amat_paths(path):
 
 
 def read_amat(path, split="train"):
-    """One .amat text file: an example per line, its values separated by spaces."""
+    """One .amat text file: an example per line, its values separated by spaces (blank lines are
+    skipped; errors name the line of the file, counted from 1 as an editor counts them)."""
+    files.check_input(path, DataError)
     try:
         with open(path, "r", encoding="ascii") as file:
-            lines = [line for line in file.read().splitlines() if line.strip()]
+            lines = [(number, line) for number, line in enumerate(file.read().splitlines(), 1) if line.strip()]
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read ({error})") from None
     if not lines:
         raise DataError(f"{path}: split '{split}' is empty")
-    width = len(lines[0].split())
+    first_number, first = lines[0]
+    width = len(first.split())
     rows = np.empty((len(lines), width), dtype=np.float64)  # float32 would turn 1e40 into inf
-    for row, line in enumerate(lines):
+    for row, (number, line) in enumerate(lines):
         tokens = line.split()
         if len(tokens) != width:
-            raise DataError(f"{path}: split '{split}' row {row} has {len(tokens)} values, the first row has {width}")
+            raise DataError(f"{path}: line {number} has {len(tokens)} values, line {first_number} has {width}")
         try:
             rows[row] = np.array(tokens, dtype=np.float64)
         except ValueError:
             column = next(c for c, token in enumerate(tokens) if not _is_number(token))
-            raise DataError(f"{path}: split '{split}' row {row} column {column} is {tokens[column]!r}, not a number") from None
+            raise DataError(f"{path}: line {number} column {column + 1} is {tokens[column]!r}, not a number") from None
+        bad = ~((rows[row] == 0) | (rows[row] == 1))
+        if bad.any():
+            column = int(np.argmax(bad))
+            raise DataError(f"{path}: line {number} column {column + 1} is {tokens[column]}; MADE data must be 0 or 1")
     return rows
 
 
@@ -235,8 +246,7 @@ def load(name_or_path, directory=None):
         paths = amat_paths(path)
         return validate({split: read_amat(p, split) for split, p in paths.items()}, paths)
     if path.endswith(".npz") or os.path.exists(path):
-        if not os.path.exists(path):
-            raise DataError(f"{path}: no such file")
+        files.check_input(path, DataError)
         return validate(read_npz_splits(path), path)
     raise DataError(f"unknown data set {name_or_path!r}: use one of {', '.join(DATASETS)}, "
                     f"or the path of an .npz or NAME_train.amat file")
@@ -267,6 +277,7 @@ def observed_mask(spec, shape, rng):
             raise DataError(f"--observe {spec}: F must be a number between 0 and 1")
         return rng.random(shape) < fraction
     if spec.endswith(".npy"):
+        files.check_input(spec, DataError)
         try:
             pattern = np.load(spec, allow_pickle=False)
         except (OSError, ValueError, EOFError) as error:

@@ -9,6 +9,10 @@
 log p(x) is exact under each mask; with --test-masks K it is the ensemble
 log (1/K) Σ_k p(x | mask k), computed one mask at a time. The standard error is over examples.
 """
+if __name__ == "__main__":  # before the imports: closed streams and an early Ctrl-C (startup.py)
+    import startup
+    startup.begin("evaluate.py")
+
 import argparse
 import os
 import sys
@@ -49,8 +53,10 @@ def build_parser():
 
 
 def main(argv=None):
-    cli.tolerant_output()
-    args = build_parser().parse_args(argv)
+    cli.prepare_streams()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.given = cli.given_flags(parser, argv)
     return cli.run_command("evaluate.py", args.gpu, lambda: report(args), user_errors=(runs.RunError,),
                            memory_advice="try a smaller --batch-size")
 
@@ -59,6 +65,9 @@ def report(args):
     """Print the NLL ± standard error (or log p(x_O)); write the per-example scores when asked."""
     if args.complete and not args.observe:
         raise data.DataError("--complete scores the unobserved values given the observed ones: it needs --observe")
+    if "seed" in args.given and not args.observe:
+        raise data.DataError("--seed draws --observe random:F and the observed-first orderings; without --observe "
+                             "nothing is drawn: leave it out")
     if args.observe and args.test_masks:
         raise data.DataError("--test-masks sets the ensemble of whole examples; --observe scores under orderings "
                              "with the observed values first (one per pattern, --seed): leave one out")

@@ -5,10 +5,12 @@ so an interrupted write never leaves half a file and no file can run code or mak
 without bound. A failed write raises FileWriteError naming the file the user asked for (never a
 temporary name); a file that is not what it claims raises FileFormatError naming it.
 """
+import fcntl
 import json
 import math
 import os
 import re
+import stat
 import struct
 import tempfile
 import warnings
@@ -30,7 +32,18 @@ class FileWriteError(OSError):
 # ----------------------------------------------------------------------------------------------
 # Writing
 
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what atomic_write names its temporary files
+# atomic_write's temporary files: ".NAME.XXXXXXXX.made-tmp", locked (flock) by their writer until
+# it has renamed or removed them, so that remove_temporaries can tell a killed write from one in
+# flight in another process, and never mistakes a user's own ".something.tmp" for one of them.
+_TEMPORARY_SUFFIX = ".made-tmp"
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(_TEMPORARY_SUFFIX) + "$")
+
+
+def temporary_name(path):
+    """A name of the form atomic_write gives its temporary file for `path` (beside it), made
+    without creating it: what a write killed before its rename would have left."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.{os.urandom(4).hex()}{_TEMPORARY_SUFFIX}")
 
 
 @contextmanager
@@ -60,11 +73,16 @@ class _Staged:
     def __init__(self, path, mode):
         self.path = os.fspath(path)
         self.folder = os.path.dirname(os.path.abspath(self.path))
-        self.temp_path, self.file = None, None
+        self.temp_path, self.file, self.lock = None, None, None
         with self.naming_the_file():
             handle, self.temp_path = tempfile.mkstemp(dir=self.folder, prefix="." + os.path.basename(self.path) + ".",
-                                                      suffix=".tmp")
-            self.file = os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+                                                      suffix=_TEMPORARY_SUFFIX)
+            # The lock lives on a second descriptor of the file, held until the rename or removal
+            # is done: closing the file (to flush it) must not release it.
+            self.lock = os.dup(handle)
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+            self.file = os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8",
+                                                                         "errors": "surrogateescape"}))
             os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
 
     @contextmanager
@@ -89,19 +107,25 @@ class _Staged:
         with self.naming_the_file():
             os.replace(self.temp_path, self.path)
             self.temp_path = None
+            self._unlock()
             fsync_folder(self.folder)
 
     def discard(self):
-        if self.temp_path is None:
-            return
-        try:
-            if self.file is not None:
-                self.file.close()
-        except OSError:
-            pass
-        if os.path.lexists(self.temp_path):
-            os.remove(self.temp_path)
-        self.temp_path = None
+        if self.temp_path is not None:
+            try:
+                if self.file is not None:
+                    self.file.close()
+            except OSError:
+                pass
+            if os.path.lexists(self.temp_path):
+                os.remove(self.temp_path)
+            self.temp_path = None
+        self._unlock()
+
+    def _unlock(self):
+        if self.lock is not None:
+            os.close(self.lock)  # the last descriptor of the temporary file: its flock goes with it
+            self.lock = None
 
 
 def fsync_folder(folder):
@@ -121,13 +145,32 @@ def fsync_folder(folder):
 def remove_temporaries(folder):
     """Delete the temporary files that killed atomic writes left in `folder`; their names.
 
-    Only call this while no other process writes there (train.py holds the run folder's lock)."""
+    Only atomic_write's own (their names end in .made-tmp), and only those whose writer is gone:
+    a live writer holds its temporary file's lock, so one that is being written now, by any
+    process, is left alone."""
     removed = []
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
-        if _TEMPORARY.match(name) and (os.path.islink(path) or os.path.isfile(path)):
-            os.remove(path)
-            removed.append(name)
+        if not _TEMPORARY.match(name):
+            continue
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # gone meanwhile, a link, or not ours to open
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                continue
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its writer is alive
+            try:
+                os.remove(path)  # (a writer that renamed it meanwhile left nothing under this name)
+                removed.append(name)
+            except FileNotFoundError:
+                pass
+        finally:
+            os.close(descriptor)
     return removed
 
 
@@ -149,32 +192,77 @@ def append_line(path, line):
                                  "(remove the link)") from None
         raise FileWriteError(f"{path}: cannot write ({error.strerror})") from None
     try:
-        with os.fdopen(descriptor, "a", encoding="utf-8") as file:
+        with os.fdopen(descriptor, "a", encoding="utf-8", errors="surrogateescape") as file:
             file.write(line + "\n")
     except OSError as error:
         raise FileWriteError(f"{path}: cannot write ({error.strerror})") from None
 
 
-def check_writable(path, what):
-    """Refuse, before any work, a file that could not be written: its folder must exist and be
-    writable, and the path must not be a folder. what: how the user named it (a flag)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
+def file_kind(mode):
+    """What a stat mode is, in words: 'a regular file', 'a folder', 'a FIFO', …"""
+    for test, kind in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_output(path, what):
+    """Refuse, before any work, a file a command must not write: one that exists and is not a
+    regular file, or a link to one that is not (a folder, a device, a FIFO, a socket: replacing it
+    would break whoever uses it), and one whose folder is missing or not writable. what: how the
+    user named it (a flag). A link to a regular file is fine: the write replaces the link."""
+    try:
+        kind = file_kind(os.stat(path).st_mode)
+    except FileNotFoundError:  # nothing there yet (or a dangling link, which the write replaces)
+        kind = None
+    except OSError as error:
+        raise FileWriteError(f"{what} {path}: cannot use it ({error.strerror})") from None
+    if kind == "a folder":
         raise FileWriteError(f"{what} {path}: is a folder; give a file name")
+    if kind not in (None, "a regular file"):
+        raise FileWriteError(f"{what} {path}: is {kind}, not a regular file; give the name of a file to write")
+    folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileWriteError(f"{what} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise FileWriteError(f"{what} {path}: the folder {folder} is not writable")
 
 
-def same_file(a, b):
-    """Whether two paths name one file (through links, or as hard links of one existing file)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
+def check_input(path, error=FileFormatError):
+    """Refuse, before opening it, a file a command reads that is not a regular file (a FIFO would
+    make the read wait for a writer forever, a device never end): raise `error` naming it."""
     try:
-        return os.path.samefile(a, b)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot read it ({problem.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise error(f"{path}: is {file_kind(mode)}, not a regular file")
+
+
+def same_file(a, b):
+    """Whether two paths name one file: the same device and inode where both exist (through
+    symbolic or hard links, '..' and case variants alike), else the same resolved path."""
+    try:
+        first, second = os.stat(a), os.stat(b)
+        return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
     except OSError:  # one of them does not exist yet
-        return False
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def unshare(path):
+    """Give `path` a file of its own when it is a hard link of another (as `cp -al` leaves them), so
+    that appending to it never writes into the other folder's file. A no-op otherwise."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        with open(path, "rb") as source, atomic_write(path) as copy:
+            copy.write(source.read())
 
 
 def save_npz(path, arrays):
@@ -182,21 +270,6 @@ def save_npz(path, arrays):
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     with atomic_write(path) as file:
         np.savez(file, **arrays)
-
-
-def save_npz_pair(first_path, first_arrays, second_path, second_arrays):
-    """Write two .npz files so that the folder never holds the first newer than the second,
-    whichever write fails: the first is written under a temporary name, then the second in full,
-    and only then is the first renamed into place (a rename needs no space on the disk)."""
-    first = _Staged(first_path, "wb")
-    try:
-        with first.naming_the_file():
-            np.savez(first.file, **{name: np.asarray(value) for name, value in first_arrays.items()})
-        first.close()  # on the disk before the second is written
-        save_npz(second_path, second_arrays)
-        first.commit()
-    finally:
-        first.discard()
 
 
 def save_figure(path, figure, dpi=100):
@@ -240,6 +313,7 @@ def read_npz(path, names=None):
     must be there (so a tampered header cannot make us allocate terabytes) and it must not hold
     Python objects (which NumPy could only read by unpickling; allow_pickle stays False anyway).
     """
+    check_input(path)
     try:
         with warnings.catch_warnings(), open(path, "rb") as file:
             # The authors' UCI files were written by Python 2; NumPy reads them fine but warns.
@@ -272,11 +346,13 @@ def read_npz(path, names=None):
 
 
 def _check_member(archive, info, archive_bytes, path):
-    """Refuse a member whose .npy header is unreadable, holds objects, or claims more bytes than exist."""
+    """Refuse a member whose .npy header is unreadable, holds objects, or claims more bytes than the
+    member holds. A stored member's bytes are in the archive's size; a compressed one's are counted
+    as they are decompressed, up to what the header claims (no guess at a compression ratio: a
+    split of zeros compresses a thousandfold)."""
     if not info.filename.endswith(".npy"):
         raise FileFormatError(f"{path}: unexpected member {info.filename!r} (an .npz holds only .npy arrays)")
-    stored_limit = archive_bytes if info.compress_type == zipfile.ZIP_STORED else 1000 * max(info.compress_size, 1)
-    if info.compress_size > archive_bytes or info.file_size > stored_limit:
+    if info.compress_size > archive_bytes or (info.compress_type == zipfile.ZIP_STORED and info.file_size > archive_bytes):
         raise FileFormatError(f"{path}: member {info.filename!r} claims more bytes than the file holds")
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
@@ -288,7 +364,17 @@ def _check_member(archive, info, archive_bytes, path):
             raise FileFormatError(f"{path}: member {info.filename!r} has an unsupported .npy version {version}")
         if dtype.hasobject:
             raise FileFormatError(f"{path}: holds Python objects (pickles), which are refused")
-        if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+        claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if info.compress_type == zipfile.ZIP_STORED:
+            present = info.file_size - member.tell()
+        else:
+            present = 0
+            while present < claimed:
+                chunk = member.read(min(claimed - present, 2 ** 22))
+                if not chunk:
+                    break
+                present += len(chunk)
+        if present < claimed:
             raise FileFormatError(f"{path}: member {info.filename!r} is shorter than its header says (truncated)")
 
 

@@ -172,14 +172,19 @@ def init_params(shapes, kind, seed):
             for name, shape in shapes.items()}
 
 
-def check_params(params, shapes):
-    """Given weights must have exactly the names and shapes the architecture defines, and be finite."""
+def check_params(params, shapes, dtype):
+    """Given weights must have exactly the names and shapes the architecture defines, and be finite
+    in the model's dtype (1e39 is finite in float64, infinite in float32)."""
+    require(isinstance(params, dict), f"params must map parameter names to arrays, not {type(params).__name__}")
     require(set(params) == set(shapes), f"parameters {sorted(set(params) ^ set(shapes))} do not match the architecture")
     for name, shape in shapes.items():
         value = params[name]
-        require(tuple(value.shape) == shape and value.dtype.kind == "f",
-                 f"{name} has shape {tuple(value.shape)} ({value.dtype}), the architecture needs {shape} (float)")
-        require(bool(backend.module_of(value).isfinite(value).all()), f"{name} holds NaN or infinite values")
+        require(hasattr(value, "shape") and tuple(value.shape) == shape and value.dtype.kind == "f",
+                f"{name} has shape {tuple(getattr(value, 'shape', ()))} ({getattr(value, 'dtype', type(value).__name__)})"
+                f", the architecture needs {shape} (float)")
+        with np.errstate(over="ignore", invalid="ignore"):  # (what the check is for)
+            finite = bool(backend.module_of(value).isfinite(value.astype(dtype, copy=False)).all())
+        require(finite, f"{name} holds values that are NaN or infinite in {dtype}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,7 +259,7 @@ class MADE:
         self.layers = build_layers(config)
         shapes = param_shapes(config, self.layers)
         params = init_params(shapes, config.init, config.seed) if params is None else params
-        check_params(params, shapes)
+        check_params(params, shapes, self.dtype)
         ordering, hidden_degrees = ordering_and_degrees(config, 0)
         self.engine = Engine(self.layers, params, [input_degrees(ordering)] + hidden_degrees, self.activation,
                              self.n_masks, self.n_distinct_masks == 1, gpu, self.dtype)
@@ -367,13 +372,15 @@ class MADE:
         return self.engine.loss_and_grads(self._data(x, "x", values=False))
 
     def _data(self, x, what, values):
-        """x on the model's device in its dtype, checked: (N ≥ 1, D), and (values) only 0 and 1."""
-        x = self.xp.asarray(x, dtype=self.dtype)
-        require(x.ndim == 2 and x.shape[1] == self.n_in and x.shape[0] > 0,
-                 f"{what} must be an (N, {self.n_in}) array with N ≥ 1, not of shape {x.shape}")
+        """x on the model's device in its dtype, checked: (N ≥ 1, D), and (values) only 0 and 1, as
+        given (before the cast, which would round 1 + 1e-9 to 1 in float32)."""
+        given = x if backend.module_of(x) is self.xp else self.xp.asarray(x)
+        require(given.ndim == 2 and given.shape[1] == self.n_in and given.shape[0] > 0,
+                f"{what} must be an (N, {self.n_in}) array with N ≥ 1, not of shape {given.shape}")
         if values:  # 0.5, 2, NaN and inf are nonzero but not 1
-            require(int(self.xp.count_nonzero(x)) == int(self.xp.count_nonzero(x == 1)), f"{what} must hold only 0 and 1")
-        return x
+            require(given.dtype.kind in "biuf" and int(self.xp.count_nonzero(given)) ==
+                    int(self.xp.count_nonzero(given == 1)), f"{what} must hold only 0 and 1")
+        return self.xp.asarray(given, dtype=self.dtype)
 
     def log_prob(self, x, n_masks=None, batch_size=1000, progress=None, variables=None, check_values=True):
         """log p(x) in nats, shape (N,), on the model's device. x: (N, D) of 0/1. n_masks=None: under

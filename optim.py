@@ -5,59 +5,78 @@ applies them.
     loss, grads = model.loss_and_grads(x)
     opt.step(grads)                       # model.params changed in place
 
-Each rule is a small class: its equations in the docstring, its `update` doing them in place on one
-parameter (or a piece of one). It keeps its per-parameter state in named slots (arrays shaped like
-the parameters) and a step counter t; state_dict() returns all of it as arrays, so a checkpoint
-resumes exactly. Temporaries live in scratch buffers made once.
-
-Where the gradients say in which pieces to update (grads.parts(), as MADE's engine gives them: each
-parameter cut into bands that stay in the cache, and under a one-mask model only the blocks of its
-staircase), step updates only those. Elsewhere the gradient has been zero at every step, so every
-rule here would leave the weight and its state as they are.
+Each rule is a small class: its equations in the docstring, and its `update` writing them as
+they read, on one array (a parameter θ, or a piece of one, its gradient g and its state). It keeps
+its per-parameter state in named slots (arrays shaped like the parameters) and a step counter t;
+state_dict() returns all of it as arrays, so a checkpoint resumes exactly. Optimizer.step says
+which pieces it updates, and why in pieces: the one speed form here.
 """
 import math
 
 import numpy as np
 
 import backend
+import fast_updates
 
 
 def parts(grads):
     """(name, index expression) of every piece to update: grads.parts() when the gradients have
-    them, else every parameter whole."""
+    them (the engine's, staircase.Gradients.parts), else every parameter whole."""
     if hasattr(grads, "parts"):
         return grads.parts()
     return ((name, Ellipsis) for name in grads)
 
 
+def require_number(name, value, low, high=math.inf, low_open=True, high_open=True):
+    """A ValueError naming the argument unless low < value < high (≤ where not open), finite."""
+    inside = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and \
+        math.isfinite(value) and (value > low if low_open else value >= low) and \
+        (value < high if high_open else value <= high)
+    if not inside:
+        bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number in {bounds}, not {value!r}")
+
+
 class Optimizer:
-    """Common machinery: per-parameter state slots, the step counter, saving and restoring."""
+    """Common machinery: per-parameter state slots, the step counter, saving and restoring.
+
+    A rule (a subclass) names its state slots and writes its equations in update(), on one array:
+    the parameter θ, its gradient g and its slots, each updated in place. step() applies update()
+    to every piece of every parameter that the gradients name (parts): for the engine's gradients,
+    bands of about a megabyte, so that a rule's several passes find the piece in the cache, and
+    under a one-mask model only the blocks of its staircase, where the gradient is not always zero
+    (elsewhere every rule here would leave the weight and its state as they are).
+
+    fast=True (the default) runs each rule of this file in its fast form (fast_updates.py: the same
+    operations in the same order, in place, so the same numbers without a new array per
+    operation); fast=False runs update() as written here."""
 
     slots = ()  # names of the per-parameter state arrays, set by each rule
 
-    def __init__(self, params):
+    def __init__(self, params, fast=True):
+        if not isinstance(params, dict) or not all(hasattr(p, "shape") and hasattr(p, "dtype") and p.dtype.kind == "f"
+                                                   for p in params.values()):
+            raise ValueError("params must be a dict of float arrays (name → array, as model.params), "
+                             f"not {type(params).__name__}" + (" of lists" if isinstance(params, dict) else ""))
         self.params = params
         self.t = 0  # number of steps taken
         self.state = {slot: {name: backend.module_of(p).zeros_like(p) for name, p in params.items()}
                       for slot in self.slots}
-        self._scratch = {}
+        self.fast_form = fast_updates.FORMS.get(type(self).__name__) if fast else None  # None for other rules
+        self.scratch = fast_updates.Scratch()
 
     def step(self, grads):
         """Apply one update to every parameter that has a gradient; t counts the steps."""
         for name, piece in parts(grads):
-            state = (self.state[slot][name][piece] for slot in self.slots)
-            self.update(self.params[name][piece], grads[name][piece], *state)
+            theta, g = self.params[name][piece], grads[name][piece]
+            state = [self.state[slot][name][piece] for slot in self.slots]
+            if self.fast_form is not None:
+                self.fast_form(self, theta, g, *state, self.scratch)
+            else:
+                self.update(theta, g, *state)
         self.t += 1
 
-    def scratch(self, like, index=0):
-        """A temporary shaped like `like`, from a buffer kept between steps (it grows to the
-        largest band asked for, so after the first step it is never made again)."""
-        key = (index, like.dtype)
-        if key not in self._scratch or self._scratch[key].size < like.size:
-            self._scratch[key] = backend.module_of(like).empty(like.size, dtype=like.dtype)
-        return self._scratch[key][:like.size].reshape(like.shape)
-
-    def update(self, param, grad, *slots):
+    def update(self, theta, g, *slots):
         raise NotImplementedError
 
     def state_dict(self):
@@ -85,37 +104,36 @@ class Optimizer:
 class SGD(Optimizer):
     """θ ← θ − η_t g, with the paper's decreasing learning rate η_t = η / (1 + decrease · t)."""
 
-    def __init__(self, params, lr=0.01, decrease=0.0):
-        super().__init__(params)
+    def __init__(self, params, lr=0.01, decrease=0.0, fast=True):
+        require_number("lr", lr, 0)
+        require_number("decrease", decrease, 0, low_open=False)
+        super().__init__(params, fast)
         self.lr, self.decrease = lr, decrease
 
-    def update(self, param, grad):
-        step = backend.module_of(param).multiply(grad, self.lr / (1 + self.decrease * self.t), out=self.scratch(grad))
-        param -= step
+    def update(self, theta, g):
+        theta -= self.lr / (1 + self.decrease * self.t) * g
 
 
 class AdaGrad(Optimizer):
     """Duchi et al. 2011, as in the MADE authors' code:
         G ← G + g²,   θ ← θ − η g / √(G + ε)
     Each weight's step shrinks with the gradient it has already seen. The slot holds G + ε (it
-    starts at ε), which saves one pass over the weights per step."""
+    starts at ε), which saves a pass over the weights at every step."""
 
     slots = ("sum_sq",)
 
-    def __init__(self, params, lr=0.01, eps=1e-6):
-        super().__init__(params)
+    def __init__(self, params, lr=0.01, eps=1e-6, fast=True):
+        require_number("lr", lr, 0)
+        require_number("eps", eps, 0)
+        super().__init__(params, fast)
         self.lr, self.eps = lr, eps
         for sum_sq in self.state["sum_sq"].values():
             sum_sq += eps
 
-    def update(self, param, grad, sum_sq):
-        xp = backend.module_of(param)
-        scratch = xp.multiply(grad, grad, out=self.scratch(grad))
-        sum_sq += scratch                        # G + ε ← G + ε + g²
-        xp.sqrt(sum_sq, out=scratch)
-        xp.divide(grad, scratch, out=scratch)    # g / √(G + ε)
-        scratch *= self.lr
-        param -= scratch
+    def update(self, theta, g, sum_sq):
+        xp = backend.module_of(theta)
+        sum_sq += g * g                          # G + ε ← G + ε + g²
+        theta -= g / xp.sqrt(sum_sq) * self.lr   # θ ← θ − η g / √(G + ε)
 
 
 class AdaDelta(Optimizer):
@@ -126,29 +144,19 @@ class AdaDelta(Optimizer):
 
     slots = ("mean_sq_grad", "mean_sq_step")
 
-    def __init__(self, params, lr=1.0, rho=0.95, eps=1e-6):
-        super().__init__(params)
+    def __init__(self, params, lr=1.0, rho=0.95, eps=1e-6, fast=True):
+        require_number("lr", lr, 0)
+        require_number("rho", rho, 0, 1, low_open=False)
+        require_number("eps", eps, 0)
+        super().__init__(params, fast)
         self.lr, self.rho, self.eps = lr, rho, eps
 
-    def update(self, param, grad, mean_sq_grad, mean_sq_step):
-        xp = backend.module_of(param)
-        mean_sq_grad *= self.rho
-        scratch = xp.multiply(grad, grad, out=self.scratch(grad))
-        scratch *= 1 - self.rho
-        mean_sq_grad += scratch                  # E[g²]
-        step = xp.add(mean_sq_step, self.eps, out=self.scratch(grad, 1))
-        xp.sqrt(step, out=step)
-        xp.add(mean_sq_grad, self.eps, out=scratch)
-        xp.sqrt(scratch, out=scratch)
-        step /= scratch
-        step *= grad
-        xp.negative(step, out=step)              # Δθ = −√(E[Δθ²] + ε) / √(E[g²] + ε) · g
-        mean_sq_step *= self.rho
-        xp.multiply(step, step, out=scratch)
-        scratch *= 1 - self.rho
-        mean_sq_step += scratch                  # E[Δθ²]
-        step *= self.lr
-        param += step
+    def update(self, theta, g, mean_sq_grad, mean_sq_step):
+        xp, rho, eps = backend.module_of(theta), self.rho, self.eps
+        mean_sq_grad[...] = rho * mean_sq_grad + (1 - rho) * (g * g)
+        step = -xp.sqrt(mean_sq_step + eps) / xp.sqrt(mean_sq_grad + eps) * g
+        mean_sq_step[...] = rho * mean_sq_step + (1 - rho) * (step * step)
+        theta += self.lr * step
 
 
 class Adam(Optimizer):
@@ -158,36 +166,32 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        super().__init__(params)
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, fast=True):
+        require_number("lr", lr, 0)
+        require_number("beta1", beta1, 0, 1, low_open=False)
+        require_number("beta2", beta2, 0, 1, low_open=False)
+        require_number("eps", eps, 0)
+        super().__init__(params, fast)
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
 
-    def update(self, param, grad, m, v):
-        xp, t = backend.module_of(param), self.t + 1
-        m *= self.beta1
-        scratch = xp.multiply(grad, 1 - self.beta1, out=self.scratch(grad))
-        m += scratch                                         # m
-        v *= self.beta2
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - self.beta2
-        v += scratch                                         # v
-        xp.sqrt(v, out=scratch)
-        scratch *= 1 / math.sqrt(1 - self.beta2 ** t)       # √v̂
-        scratch += self.eps
-        xp.divide(m, scratch, out=scratch)
-        scratch *= self.lr / (1 - self.beta1 ** t)           # η m̂ / (√v̂ + ε)
-        param -= scratch
+    def update(self, theta, g, m, v):
+        xp, t, beta1, beta2 = backend.module_of(theta), self.t + 1, self.beta1, self.beta2
+        m[...] = beta1 * m + (1 - beta1) * g
+        v[...] = beta2 * v + (1 - beta2) * (g * g)
+        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        theta -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "adadelta": AdaDelta, "adam": Adam}
 DEFAULT_LR = {"sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 1e-3}
 
 
-def make_optimizer(name, params, lr=None, decrease=0.0, rho=None, eps=None):
-    """The optimizer called `name`; lr, rho (AdaDelta) and eps take each rule's default when None."""
+def make_optimizer(name, params, lr=None, decrease=0.0, rho=None, eps=None, fast=True):
+    """The optimizer called `name`; lr, rho (AdaDelta) and eps take each rule's default when None;
+    fast=False: the rules as written (Optimizer)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {name!r}")
-    options = {"lr": DEFAULT_LR[name] if lr is None else lr}
+    options = {"lr": DEFAULT_LR[name] if lr is None else lr, "fast": fast}
     if name == "sgd":
         options["decrease"] = decrease
     if name == "adadelta" and rho is not None:

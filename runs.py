@@ -16,6 +16,7 @@ a train.log that is a symbolic link is refused, and the other files replace a li
 """
 import dataclasses
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -63,25 +64,41 @@ class RunFolder:
 
     def holds_others_files(self):
         """Whether the folder holds files that train.py did not put there: anything at all in a
-        folder train.py never used (it leaves a .lock), where a train.log is someone else's."""
+        folder train.py never used (it leaves a .lock), where a model.npz or train.log is someone else's."""
         return not os.path.lexists(self.file(".lock")) and bool(os.listdir(self.path))
 
     def lock(self):
-        """Take the folder's lock, or raise RunError naming the process that holds it."""
+        """Take the folder's lock, or raise RunError naming the process that holds it. The lock is
+        on the file RUN/.lock itself: one that is a hard link of another folder's (`cp -al`) is
+        first replaced by a file of this folder's own, and a lock taken on a file that another
+        process replaced meanwhile is taken again."""
         lock_path = self.file(".lock")
+        while True:
+            try:
+                descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            except OSError as error:
+                raise RunError(f"{self.path}: cannot use this folder ({lock_path}: {error.strerror})") from None
+            if os.fstat(descriptor).st_nlink > 1:
+                os.close(descriptor)
+                with files.atomic_write(lock_path) as fresh:
+                    fresh.write(b"")
+                continue
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
+                os.close(descriptor)
+                raise RunError(f"{self.path} is in use by another train.py (process {holder}): wait for it to "
+                               f"finish or stop it, or choose another --out") from None
+            if _same_inode(descriptor, lock_path):
+                break
+            os.close(descriptor)  # replaced while we took it: take the new one
         try:
-            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, f"{os.getpid()}\n".encode())
         except OSError as error:
-            raise RunError(f"{self.path}: cannot use this folder ({lock_path}: {error.strerror})") from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
             os.close(descriptor)
-            raise RunError(f"{self.path} is in use by another train.py (process {holder}): wait for it to "
-                           f"finish or stop it, or choose another --out") from None
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, f"{os.getpid()}\n".encode())
+            raise RunError(f"{lock_path}: cannot write ({error.strerror})") from None
         self._lock = descriptor
 
     def __enter__(self):
@@ -93,28 +110,48 @@ class RunFolder:
             self._lock = None
 
 
-def open_for_training(path, resume=False, force=False):
+def _same_inode(descriptor, path):
+    """Whether the open file is still the one at `path`."""
+    try:
+        opened, there = os.fstat(descriptor), os.stat(path)
+    except OSError:
+        return False
+    return (opened.st_dev, opened.st_ino) == (there.st_dev, there.st_ino)
+
+
+def open_for_training(path, resume=False, force=False, inputs=()):
     """The run folder for train.py, created if needed, locked, with stale temporary files removed.
 
     A folder that holds a run is refused unless resume (it must have a checkpoint) or force (its
-    run files are deleted, under the lock, so a busy folder is never wiped)."""
+    run files are deleted, under the lock, so a busy folder is never wiped); a folder of someone
+    else's files (no .lock: train.py never used it) is refused unless force. Before anything is
+    created, the run's files are checked as every output is (check_outputs): each must be a
+    regular file or absent, and none may be one of `inputs` (the data), which --force would
+    otherwise delete."""
     if os.path.lexists(path) and not os.path.isdir(path):
         raise RunError(f"--out {path}: is a file, not a folder")
     if resume and not os.path.isdir(path):
         raise RunError(f"cannot resume: the folder {path} does not exist")
+    folder = RunFolder(path)
+    if os.path.isdir(path):
+        if not resume and not force:
+            if folder.holds_others_files():
+                raise RunError(f"--out {path}: holds files but no run; choose a new or empty folder, or pass --force "
+                               f"to write the run there (replacing any of {', '.join(RUN_FILES)})")
+            if folder.holds_run():
+                raise RunError(f"{path} already holds a run: pass --resume to continue it or --force to replace it")
+        for name in RUN_FILES:
+            check_outputs({"--out": folder.file(name)}, inputs, own_run=True)
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
         raise RunError(f"--out {path}: cannot create the folder ({error.strerror})") from None
-    folder = RunFolder(path)
-    if not resume and not force and not folder.holds_run() and folder.holds_others_files():
-        raise RunError(f"--out {path}: holds files but no run; choose a new or empty folder, or pass --force to "
-                       f"write the run there (replacing any of {', '.join(RUN_FILES)})")
     folder.lock()
     try:
         removed = files.remove_temporaries(path)
         if removed:
             cli.say(f"removed {len(removed)} temporary file(s) left in {path} by an interrupted write")
+        files.unshare(folder.file("train.log"))  # appended to: never through a hard link into another folder
         if resume and not os.path.exists(folder.file("checkpoint.npz")):
             raise RunError(f"cannot resume: {folder.file('checkpoint.npz')} does not exist (no epoch of "
                            f"that run finished); start it again, with --force if the folder holds files")
@@ -158,16 +195,25 @@ class Progress:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
-def check_outputs(outputs, inputs=()):
-    """Refuse, before any work, the outputs a command must not write. outputs: {what: path}, what
-    naming the flag; inputs: the paths the command reads. An output must be writable, and neither
-    an input, nor a file of a run folder (RUN_FILES beside a run), nor another output."""
+def check_outputs(outputs, inputs=(), own_run=False):
+    """The one rule for every file a command writes, checked before any work. outputs: {what:
+    path}, what naming the flag; inputs: the paths the command reads. Each output must be a regular
+    file or not exist yet (files.check_output: never a folder, device, FIFO or socket, nor a link to
+    one), in a writable folder; and it must not be an input (the same device and inode, so hard and
+    symbolic links, '..' and case variants are caught), nor a file of a run folder (RUN_FILES beside
+    a run, where the path resolves; own_run: train.py's own files are its to write), nor another
+    output of the same command. inputs may be a dict {path: what it is}, to name it in the refusal."""
+    inputs = inputs if isinstance(inputs, dict) else dict.fromkeys(inputs, "a file")
     for index, (what, path) in enumerate(outputs.items()):
-        files.check_writable(path, what)
-        if any(files.same_file(path, source) for source in inputs):
-            raise files.FileWriteError(f"{what} {path}: is a file this command reads; choose another name")
-        folder = RunFolder(os.path.dirname(os.path.abspath(path)))
-        if os.path.basename(path) in RUN_FILES + (".lock",) and folder.holds_run():
+        files.check_output(path, what)
+        source = next((source for source in inputs if files.same_file(path, source)), None)
+        if source is not None:
+            where = "" if os.path.abspath(source) == os.path.abspath(path) else f" ({source})"
+            raise files.FileWriteError(f"{what} {path}: is {inputs[source]}{where}, which this command reads; "
+                                       f"choose another name")
+        resolved = os.path.realpath(path)
+        folder = RunFolder(os.path.dirname(resolved))
+        if not own_run and os.path.basename(resolved) in RUN_FILES + (".lock",) and folder.holds_run():
             raise files.FileWriteError(f"{what} {path}: is a file of the run in {folder.path}; choose another name")
         for other, other_path in list(outputs.items())[:index]:
             if files.same_file(path, other_path):
@@ -273,12 +319,14 @@ def training_state_problem(value):
 @dataclasses.dataclass
 class Checkpoint:
     """What --resume reads back: the model, the optimizer's arrays, the state, the run's settings,
-    and the record of its data (data_record; None in checkpoints written before it was kept)."""
+    the record of its data (data_record; None in checkpoints written before it was kept), and the
+    best model's arrays (best_model_arrays; None in checkpoints written before they held it)."""
     model: MADE
     optimizer_state: dict
     state: TrainingState
     settings: dict
     data: dict = None
+    best: dict = None
 
 
 def optimizer_state_renumbered(model, state, to_natural):
@@ -295,19 +343,20 @@ def optimizer_state_renumbered(model, state, to_natural):
 
 
 def save_checkpoint(path, model, optimizer, state, settings, data=None, best=None):
-    """Everything --resume needs, in one atomic .npz: the current weights and mask, the optimizer's
-    state, the TrainingState, the run's settings (its flags) and the record of its data. best: the
-    best model's arrays (best_model_arrays), when newer than the model.npz beside the checkpoint:
-    both are written by files.save_npz_pair, so the folder never holds a model newer than its
-    checkpoint, whichever write fails."""
+    """Everything the run is, in one atomic .npz: the current weights and mask, the optimizer's
+    state, the TrainingState, the run's settings (its flags), the record of its data, and the best
+    model (best: best_model_arrays of state.best_epoch; stored as best.* unless it is the current
+    model). The checkpoint alone is the run's truth: model.npz is a copy of its best model, which
+    write_best_model makes and a crash between the two writes can always make again."""
+    if best is None and state.best_epoch != state.epoch:
+        raise ValueError("save_checkpoint: the best model is needed when it is not the current one")
     arrays = state_arrays(model)
     natural = optimizer_state_renumbered(model, optimizer.state_dict(), to_natural=True)
     arrays.update({f"optim.{key}": value for key, value in natural.items()})
-    arrays["train_state"] = files.json_array(dict(state.to_json(), run_config=settings, data=data))
-    if best is None:
-        files.save_npz(path, arrays)
-    else:
-        files.save_npz_pair(os.path.join(os.path.dirname(path), "model.npz"), best, path, arrays)
+    arrays["train_state"] = files.json_array(dict(state.to_json(), run_config=settings, data=data, holds_best=True))
+    if best is not None and state.best_epoch != state.epoch:
+        arrays.update({f"best.{name}": value for name, value in best.items()})
+    files.save_npz(path, arrays)
 
 
 def best_model_arrays(model, epoch):
@@ -315,21 +364,53 @@ def best_model_arrays(model, epoch):
     return dict(state_arrays(model), epoch=np.array(epoch))
 
 
-def load_best_model(folder, state, config, gpu):
-    """The run's model.npz, after checking that it is the one its checkpoint describes: the same
-    configuration, and the weights of the checkpoint's best epoch (files written before model.npz
-    kept its epoch are taken on trust)."""
+def model_digest(arrays):
+    """A fingerprint of a model's arrays (best_model_arrays or what model.npz holds, its epoch
+    aside): the first 16 hex digits of SHA-256 over every array's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(set(arrays) - {"epoch"}):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{value.dtype.str}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def write_best_model(folder, best):
+    """Make RUN/model.npz the checkpoint's best model (best: its arrays), unless it already is;
+    True when it had to be written."""
+    path = folder.file("model.npz")
+    try:
+        held = files.read_npz(path) if os.path.exists(path) else None
+    except files.FileFormatError:
+        held = None  # damaged: rewritten
+    if held is not None and model_digest(held) == model_digest(best) and held.get("epoch") == best["epoch"]:
+        return False
+    files.save_npz(path, best)
+    return True
+
+
+def legacy_best_model(folder, state, config):
+    """For a checkpoint written before it held the best model: model.npz's arrays, once checked to
+    be the model the checkpoint describes (its configuration and its best epoch)."""
     path = folder.file("model.npz")
     try:
         arrays = files.read_npz(path)
-        model = from_state_arrays(arrays, path, gpu)
+        model = from_state_arrays(arrays, path)
     except (files.FileFormatError, CheckpointError) as error:
         raise RunError(f"cannot finish the run: {error}") from None
     epoch = arrays.get("epoch")
     if model.config != config or (epoch is not None and int(epoch) != state.best_epoch):
         raise RunError(f"cannot finish the run: {path} is not the model of {folder.file('checkpoint.npz')} (its best "
                        f"epoch {state.best_epoch}); the run's files were changed by hand or by another program")
-    return model
+    return best_model_arrays(model, state.best_epoch)
+
+
+def checkpoint_epoch(path):
+    """The epoch the checkpoint at `path` holds, read from the file (0 when there is none)."""
+    try:
+        return int(_checkpoint_state(os.path.dirname(os.path.abspath(path)))["status"]["epoch"])
+    except (OSError, ValueError, KeyError, TypeError, files.FileFormatError):
+        return 0
 
 
 def load_checkpoint(path, gpu):
@@ -338,6 +419,8 @@ def load_checkpoint(path, gpu):
         arrays = files.read_npz(path)
         saved = files.read_json_array(arrays.get("train_state", np.array(0)), f"{path}: train_state")
         model = from_state_arrays(arrays, path, gpu=gpu)
+        best_arrays = {name[len("best."):]: value for name, value in arrays.items() if name.startswith("best.")}
+        best_model = from_state_arrays(best_arrays, f"{path}: its best model") if best_arrays else None
     except (files.FileFormatError, CheckpointError) as error:
         raise RunError(f"cannot resume: {error}") from None
     settings = saved.get("run_config") if isinstance(saved, dict) else None
@@ -347,8 +430,22 @@ def load_checkpoint(path, gpu):
         model, {key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")},
         to_natural=False)
     record = saved.get("data")
-    return Checkpoint(model, optimizer_state, TrainingState.from_json(saved, path), settings,
-                      record if isinstance(record, dict) else None)
+    state = TrainingState.from_json(saved, path)
+    best = None
+    if best_model is not None:
+        if best_model.config != model.config or best_arrays.get("epoch") != state.best_epoch:
+            raise RunError(f"cannot resume: {path} holds a best model that is not of its run")
+        best = best_arrays
+    elif state.best_epoch == state.epoch and state.epoch > 0:
+        best = best_model_arrays(model, state.epoch)
+    elif state.best_epoch != state.epoch and "train_state" in arrays and _holds_best(saved):
+        raise RunError(f"cannot resume: {path} lacks its best model")
+    return Checkpoint(model, optimizer_state, state, settings, record if isinstance(record, dict) else None, best)
+
+
+def _holds_best(saved):
+    """Whether a checkpoint's writer stored the best model in it (those of this version do)."""
+    return saved.get("holds_best") is True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -396,14 +493,17 @@ def _checkpoint_state(run_dir):
 
 
 def run_inputs(run_dir, dataset=None, data_dir=None, observe=None):
-    """The files a command reads from a run: its own, its data set's, and an --observe file (no
-    output may replace them)."""
+    """The files a command reads from a run, {path: what it is}: its own, its data set's, and an
+    --observe file (no output may replace them)."""
     settings = settings_of(run_dir)
     dataset = dataset or settings.get("dataset")
     directory = data_dir or settings.get("data_dir")
     found = data.locate(dataset, directory if isinstance(directory, str) else None) if isinstance(dataset, str) else []
-    observed = [observe] if observe and observe.endswith(".npy") else []
-    return [os.path.join(run_dir, name) for name in RUN_FILES] + found + observed
+    inputs = {os.path.join(run_dir, name): f"the run's {name}" for name in RUN_FILES}
+    inputs.update(dict.fromkeys(found, "the data set"))
+    if observe and observe.endswith(".npy"):
+        inputs[observe] = "the --observe file"
+    return inputs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -461,13 +561,45 @@ def settings_of(run_dir):
         return {}
 
 
+def load_run_data(dataset, directory, how):
+    """data.load, for a data set named by a run's own settings: a file that is no longer where the
+    run found it gets a refusal that says how to name it again (`how`: the command, e.g. --resume)."""
+    try:
+        return data.load(dataset, directory if isinstance(directory, str) else None)
+    except data.DataError as error:
+        if dataset not in data.DATASETS and not os.path.lexists(os.path.expanduser(dataset)):
+            raise data.DataError(f"{dataset}: no such file (the run's data set); if it has moved, name it with "
+                                 f"{how} --dataset NEW_PATH") from None
+        raise error from None
+
+
+def finished_model_digest(run_dir):
+    """The digest of the model a finished run tested (metrics.json's model_digest), else None."""
+    try:
+        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as file:
+            digest = json.load(file).get("model_digest")
+        return digest if isinstance(digest, str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program="made"):
-    """(model, splits or None, the run's settings) from a run folder, finished or not. The run's own
-    data (no `dataset` given) are checked against its data record: a warning on stderr names a
-    file that changed since the run trained on it."""
+    """(model, splits or None, the run's settings) from a run folder, finished or not. A finished
+    run's model.npz must be the model its metrics.json reports. The run's own data (no `dataset`
+    given) are checked against its data record: a warning on stderr names a file that changed
+    since the run trained on it."""
     if not os.path.isdir(run_dir):
         raise RunError(f"{run_dir}: no such run folder")
-    model = MADE.load(os.path.join(run_dir, "model.npz"), gpu=gpu)
+    path = os.path.join(run_dir, "model.npz")
+    try:
+        arrays = files.read_npz(path)
+    except files.FileFormatError as error:
+        raise CheckpointError(str(error)) from None
+    model = from_state_arrays(arrays, path, gpu)
+    expected = finished_model_digest(run_dir)
+    if expected is not None and model_digest(arrays) != expected:
+        raise RunError(f"{path}: is not the model the run's metrics.json reports (replaced since the run "
+                       f"finished); `python train.py --resume --out {run_dir}` restores it from the checkpoint")
     settings = settings_of(run_dir)
     splits = None
     if need_data:
@@ -475,7 +607,8 @@ def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program=
         if not isinstance(dataset, str):
             raise data.DataError(f"{run_dir} does not name its data set: pass --dataset")
         directory = data_dir or settings.get("data_dir")
-        splits = data.load(dataset, directory if isinstance(directory, str) else None)
+        splits = load_run_data(dataset, directory, f"{program} {run_dir}") if own else \
+            data.load(dataset, directory if isinstance(directory, str) else None)
         if splits["train"].shape[1] != model.n_in:
             raise data.DataError(f"{dataset} has {splits['train'].shape[1]} variables, the model {model.n_in}")
         changed = changed_splits(data_record_of(run_dir), splits) if own else []

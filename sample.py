@@ -9,6 +9,10 @@ the samplers of ancestral.py (whose sample and complete are importable from here
 
 How the samplers work, and why the fast one is exact: ancestral.py.
 """
+if __name__ == "__main__":  # before the imports: closed streams and an early Ctrl-C (startup.py)
+    import startup
+    startup.begin("sample.py")
+
 import argparse
 import os
 import sys
@@ -121,13 +125,20 @@ def build_parser():
 
 
 def main(argv=None):
-    cli.tolerant_output()
-    args = build_parser().parse_args(argv)
+    cli.prepare_streams()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = cli.given_flags(parser, argv)
 
     def body():
         if args.complete and args.mask is not None:
             raise data.DataError("--mask chooses the mask to sample under; --complete chooses its own (orderings "
                                  "with the observed values first): leave one out")
+        completion_only = [f"--{flag}" for flag in ("from", "observe", "examples", "completions")
+                           if ("split" if flag == "from" else flag) in given]
+        if completion_only and not args.complete:
+            raise data.DataError(f"{', '.join(completion_only)} belong{'s' if len(completion_only) == 1 else ''} to "
+                                 f"--complete; sampling from scratch does not use {'it' if len(completion_only) == 1 else 'them'}")
         out = args.out or os.path.join(args.run_dir, "completions.png" if args.complete else "samples.png")
         if not out.lower().endswith(".png"):
             raise files.FileWriteError(f"--out {out}: must name a .png file (the array goes beside it as .npy)")

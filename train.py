@@ -13,6 +13,10 @@ state, for --resume), metrics.json, train.log and learning_curve.png. The two .n
 together (every epoch, or every --checkpoint-every epochs and when the run stops), so they always
 describe one moment of the run.
 """
+if __name__ == "__main__":  # before the imports: closed streams and an early Ctrl-C (startup.py)
+    import startup
+    startup.begin("train.py")
+
 import argparse
 import importlib.util
 import math
@@ -30,13 +34,14 @@ import optim
 import runs
 from autograd import ACTIVATIONS
 from config import INITS, SHUFFLES, count_distinct_masks
-from made import MADE
+from made import MADE, from_state_arrays
 
 # Settings that --resume lets you change; every other flag given again must match the run. (--dataset
 # may name the run's data where they are now: the run knows them by their
 # order-free fingerprints, runs.data_record.)
 RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "dataset", "data_dir", "eval_batch_size", "checkpoint_every")
 NOT_SETTINGS = ("out", "resume", "force")  # where and how to start, not what the run is
+NOT_FLAGS = ("explicit", "n_in")  # what parse_args and train add to the flags: which were given, D
 
 # ----------------------------------------------------------------------------------------------
 # Flags
@@ -153,10 +158,9 @@ def parse_args(argv):
                      "nor an existing file")
     if args.dataset not in data.DATASETS:  # a file: the run keeps where it is, to find it from anywhere
         args.dataset = os.path.abspath(os.path.expanduser(args.dataset))
-    for flag, optimizers in (("decrease", ("sgd",)), ("rho", ("adadelta",)), ("eps", ("adagrad", "adadelta", "adam"))):
-        if flag in args.explicit and args.optimizer not in optimizers and not args.resume:
-            owners = " and ".join([", ".join(optimizers[:-1]), optimizers[-1]] if len(optimizers) > 1 else optimizers)
-            parser.error(f"--{flag} belongs to {owners}; --optimizer {args.optimizer} does not use it")
+    problem = None if args.resume else ignored_flag(args)
+    if problem:
+        parser.error(problem)
     if args.out is None:
         name = os.path.splitext(os.path.basename(args.dataset))[0]
         args.out = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -165,6 +169,24 @@ def parse_args(argv):
     if problem:
         parser.error(problem)
     return args
+
+
+def ignored_flag(args):
+    """A flag given on the command line that the other settings would ignore, in words, or None:
+    a flag that does nothing must not look as if it had been used."""
+    for flag, optimizers in (("decrease", ("sgd",)), ("rho", ("adadelta",)), ("eps", ("adagrad", "adadelta", "adam"))):
+        if flag in args.explicit and args.optimizer not in optimizers:
+            owners = " and ".join([", ".join(optimizers[:-1]), optimizers[-1]] if len(optimizers) > 1 else optimizers)
+            return f"--{flag} belongs to {owners}; --optimizer {args.optimizer} does not use it"
+    if "shuffle" in args.explicit and args.masks == 1:
+        return "--shuffle says what each new mask resamples; --masks 1 trains one mask and never draws another"
+    if "shuffle" in args.explicit and args.shuffle == "once":
+        return (f"--shuffle once never resamples, so the {args.masks or 'fresh'} masks of --masks {args.masks} "
+                f"would all be one: use --masks 1")
+    if "data_dir" in args.explicit and args.dataset not in data.DATASETS:
+        return (f"--data-dir is where the named data sets live; --dataset {args.dataset} is a file, "
+                f"which is read where it is")
+    return None
 
 
 def complete_settings(args):
@@ -191,7 +213,7 @@ def inconsistency(args):
 
 def settings(args):
     """The flags that define a run (saved in its checkpoint and metrics), as a JSON-able dict."""
-    return {key: value for key, value in sorted(vars(args).items()) if key not in NOT_SETTINGS + ("explicit",)}
+    return {key: value for key, value in sorted(vars(args).items()) if key not in NOT_SETTINGS + NOT_FLAGS}
 
 
 def model_options(args):
@@ -246,33 +268,39 @@ def valid_setting(action, value):
 
 
 def train(args):
-    """The whole run, in the run folder it holds locked; returns the metrics (also in metrics.json)."""
+    """The whole run, in the run folder it holds locked; returns the metrics (also in metrics.json).
+    A new run finds its data before it makes the folder, so a missing or broken data set leaves
+    nothing behind; a resumed one reads its settings, its data set's name included, from the
+    folder's checkpoint first."""
     if importlib.util.find_spec("matplotlib") is None:  # it draws the learning curve, hours from now
         raise runs.RunError("cannot train: matplotlib is not installed (it draws learning_curve.png at the "
                             "end of the run): pip install -r requirements.txt")
-    with runs.open_for_training(args.out, args.resume, args.force) as folder:
+    splits = None if args.resume else data.load(args.dataset, args.data_dir)
+    inputs = {} if args.resume else dict.fromkeys(data.locate(args.dataset, args.data_dir), "the --dataset file")
+    with runs.open_for_training(args.out, args.resume, args.force, inputs) as folder:
         checkpoint = runs.load_checkpoint(folder.file("checkpoint.npz"), args.gpu) if args.resume else None
         if checkpoint is not None:
             resume_settings(args, checkpoint, folder)
-        splits = data.load(args.dataset, args.data_dir)
+            splits = runs.load_run_data(args.dataset, args.data_dir, f"train.py --resume --out {args.out}")
         record = data_of_the_run(args, checkpoint, splits)
-        model, optimizer, state = start_or_resume(args, checkpoint, splits, folder)
+        model, optimizer, state, best = start_or_resume(args, checkpoint, splits, folder)
         if checkpoint is not None and os.path.lexists(folder.file("metrics.json")):
             os.remove(folder.file("metrics.json"))  # it describes an earlier end: the run goes on, or ends anew
         describe(args, model, splits, folder.log)
         train_x, valid_x = (backend.to_device(splits[s], args.gpu, model.dtype) for s in ("train", "valid"))
-        writer = RunWriter(folder, args.checkpoint_every, state.epoch, record)
+        writer = RunWriter(folder, args.checkpoint_every, state.epoch, record, best)
         with cli.DeferredSignals() as stop:
             try:
                 run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop)
             except KeyboardInterrupt:
-                folder.log(interrupted_message(args, state.epoch, writer.saved_epoch, folder.file("checkpoint.npz")))
+                saved = runs.checkpoint_epoch(folder.file("checkpoint.npz"))  # what the folder holds, whatever
+                folder.log(interrupted_message(args, state.epoch, saved, folder.file("checkpoint.npz")))
                 raise cli.Interrupted() from None
         folder.log(f"stopped after epoch {state.epoch} ({state.stop_reason(args.epochs, args.patience)}); "
                    f"best valid NLL {state.best_valid:.4f} at epoch {state.best_epoch}")
         with cli.DeferredSignals() as stop:
             try:
-                return finish(args, splits, state, folder, stop, record, model.config)
+                return finish(args, splits, state, folder, stop, record, writer.best)
             except KeyboardInterrupt:
                 folder.log(f"interrupted during the test evaluation; training is complete: finish it with "
                            f"--resume --out {args.out}")
@@ -280,10 +308,13 @@ def train(args):
 
 
 def start_or_resume(args, checkpoint, splits, folder):
-    """(model, optimizer, state): fresh ones, or those of the checkpoint, checked against the data."""
-    n_in = splits["train"].shape[1]
+    """(model, optimizer, state, best): fresh ones, or those of the checkpoint, checked against the
+    data. best: the best model's arrays (runs.best_model_arrays), None before the first epoch; on
+    resume model.npz is made that model again, whatever a crash left there."""
+    n_in = args.n_in = splits["train"].shape[1]  # (args.n_in: for memory_advice)
     if n_in < 2:
         raise data.DataError(f"{args.dataset} has {n_in} variable; a MADE needs at least 2")
+    best = None
     if checkpoint is None:
         model = MADE(n_in, args.hidden, gpu=args.gpu, **model_options(args))
         state = runs.TrainingState(rng=backend.random_generator(args.seed, "minibatches"))
@@ -291,6 +322,8 @@ def start_or_resume(args, checkpoint, splits, folder):
         model, state = checkpoint.model, checkpoint.state
         if model.n_in != n_in:
             raise runs.RunError(f"cannot resume: the model has {model.n_in} inputs, --dataset {args.dataset} has {n_in}")
+        best = checkpoint.best or runs.legacy_best_model(folder, state, model.config)
+        runs.write_best_model(folder, best)
         folder.log(f"resuming {args.out} after epoch {state.epoch} (at most {args.epochs} epochs)")
         saved_lr = checkpoint.settings.get("lr", args.lr)
         for row in state.history:  # rows saved before they kept their rate: it could not change then
@@ -304,7 +337,7 @@ def start_or_resume(args, checkpoint, splits, folder):
         except (ValueError, TypeError, KeyError) as error:
             raise runs.RunError(f"cannot resume: {folder.file('checkpoint.npz')} has a broken optimizer "
                                 f"state ({error})") from None
-    return model, optimizer, state
+    return model, optimizer, state, best
 
 
 def data_of_the_run(args, checkpoint, splits):
@@ -327,7 +360,8 @@ def data_of_the_run(args, checkpoint, splits):
 
 
 def resume_settings(args, checkpoint, folder):
-    """Restore the run's settings from its checkpoint; refuse to touch a run that is finished."""
+    """Restore the run's settings from its checkpoint; refuse to touch a run that is finished (but
+    for making its model.npz the checkpoint's best model again, when it was replaced)."""
     restore_settings(args, checkpoint.settings, folder.file("checkpoint.npz"))
     state = checkpoint.state
     if args.epochs < state.epoch:
@@ -340,8 +374,11 @@ def resume_settings(args, checkpoint, folder):
     if reason and runs.metrics_describe(folder, state):
         further = (f"; to train it further, pass a --epochs above {state.epoch}"
                    if reason == "epoch cap reached" else "")
+        restored = ""
+        if checkpoint.best is not None and runs.write_best_model(folder, checkpoint.best):
+            restored = "; its model.npz, which had been replaced, is the checkpoint's best model again"
         raise runs.RunError(f"{args.out} holds a finished run ({reason} after epoch {state.epoch}): "
-                            f"--resume leaves it as it is{further}")
+                            f"--resume leaves it as it is{further}{restored}")
 
 
 def describe(args, model, splits, log):
@@ -362,18 +399,19 @@ def device_name(gpu):
 
 
 class RunWriter:
-    """Writes model.npz and checkpoint.npz together, every `every` epochs and when the run stops.
+    """Writes checkpoint.npz, then model.npz, every `every` epochs and when the run stops.
 
-    Between writes the best model waits in memory (host arrays, as model.npz holds them), so the
-    folder never holds a best model newer than its checkpoint: a run resumed from epoch c with a
-    lower --epochs must not be tested with weights from after c. The two files are written as a
-    pair (runs.save_checkpoint), which keeps that true when a write fails. saved_epoch: the
-    checkpoint's epoch. data: the run's data record, kept in every checkpoint.
+    The checkpoint is the run's one truth: it holds the best model too (runs.save_checkpoint), so
+    whatever a crash leaves, the run can be finished from it; model.npz is a copy of that best
+    model, written after it (runs.write_best_model), and made again on --resume if a crash came
+    between. Between writes the best model waits in memory (host arrays, as model.npz holds them),
+    so the folder never holds a best model newer than its checkpoint. saved_epoch: the
+    checkpoint's epoch. data: the run's data record, kept in every checkpoint. best: the best
+    model's arrays so far (None before the first epoch).
     """
 
-    def __init__(self, folder, every, saved_epoch, data):
-        self.folder, self.every, self.saved_epoch, self.data = folder, every, saved_epoch, data
-        self.best = None  # model.npz's arrays for the best model, while it is newer than model.npz
+    def __init__(self, folder, every, saved_epoch, data, best):
+        self.folder, self.every, self.saved_epoch, self.data, self.best = folder, every, saved_epoch, data, best
 
     def epoch_done(self, model, optimizer, state, improved, settings, last, stop):
         """Called after every epoch: keep the model if it improved; write both files when due: every
@@ -383,8 +421,8 @@ class RunWriter:
         if last or stop.requested or state.epoch % self.every == 0:
             runs.save_checkpoint(self.folder.file("checkpoint.npz"), model, optimizer, state, settings,
                                  data=self.data, best=self.best)
-            self.best = None
             self.saved_epoch = state.epoch
+            runs.write_best_model(self.folder, self.best)
 
 
 def run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop):
@@ -445,9 +483,10 @@ def interrupted_message(args, epochs_done, saved_epoch, checkpoint_path):
             f"continue with --resume --out {args.out}")
 
 
-def finish(args, splits, state, folder, stop, record, config):
-    """Evaluate the best model on the test set; write metrics.json and the learning curve."""
-    best = runs.load_best_model(folder, state, config, args.gpu)
+def finish(args, splits, state, folder, stop, record, best_arrays):
+    """Evaluate the best model (the checkpoint's, best_arrays) on the test set; write metrics.json,
+    which names that model by its digest, and the learning curve."""
+    best = from_state_arrays(best_arrays, folder.file("checkpoint.npz"), args.gpu)
     test_x = backend.to_device(splits["test"], args.gpu, best.dtype)
     started = time.perf_counter()
     progress = runs.Progress(f"test ({args.test_masks} masks)", "batches", stop.check)
@@ -461,7 +500,7 @@ def finish(args, splits, state, folder, stop, record, config):
         "test_nll": float(test_nll.mean()), "test_nll_stderr": stderr,
         "best_epoch": state.best_epoch, "epochs_run": state.epoch, "train_seconds": state.train_seconds,
         "seconds_per_epoch": state.train_seconds / max(state.epoch, 1),
-        "n_params": best.n_params, "n_in": best.n_in,
+        "n_params": best.n_params, "n_in": best.n_in, "model_digest": runs.model_digest(best_arrays),
         "config": dict(settings(args), model=best.config.as_dict()), "data": record,
         "machine": runs.machine_info(args.gpu),
         "history": state.history,
@@ -469,6 +508,7 @@ def finish(args, splits, state, folder, stop, record, config):
     plot_learning_curve(state.history, folder.file("learning_curve.png"),
                         f"MADE on {os.path.basename(args.dataset)}: test NLL {metrics['test_nll']:.2f}",
                         state.best_epoch)
+    runs.write_best_model(folder, best_arrays)
     files.write_json(folder.file("metrics.json"), metrics)  # last: its presence marks the run finished
     return metrics
 
@@ -503,10 +543,24 @@ def plot_learning_curve(history, path, title, best_epoch):
 
 
 def main(argv=None):
-    cli.tolerant_output()
+    cli.prepare_streams()
     args = parse_args(argv)
     return cli.run_command("train.py", args.gpu, lambda: train(args), user_errors=(runs.RunError,),
-                           memory_advice="try a smaller --batch-size or --eval-batch-size, or fewer --hidden units")
+                           memory_advice=lambda: memory_advice(args))
+
+
+def memory_advice(args):
+    """What to try when memory runs out: the flags that size the work, and the direct connection by
+    name when its D×D weights are most of the model (args.n_in: D, once the data are loaded)."""
+    advice = "try a smaller --batch-size or --eval-batch-size, or fewer --hidden units"
+    n_in = getattr(args, "n_in", None)
+    if args.direct and n_in:
+        sizes = [n_in] + list(args.hidden) + [n_in]
+        others = sum(a * b for a, b in zip(sizes, sizes[1:]))
+        if n_in * n_in > others:
+            advice = (f"the direct connection's {n_in}×{n_in} weights are most of the model: leave out --direct, "
+                      f"or {advice}")
+    return advice
 
 
 if __name__ == "__main__":

@@ -160,7 +160,11 @@ def score_run(run_dir, model, test, observed, args, first):
 
 
 def compare(args):
-    files.check_writable(args.out, "--out")  # before the minutes of work, not after
+    json_path = os.path.splitext(args.out)[0] + ".json"
+    inputs = {}
+    for run_dir in args.run_dirs:
+        inputs.update(runs.run_inputs(run_dir))
+    runs.check_outputs({"--out": args.out, "--out (its numbers)": json_path}, inputs)  # before the minutes of work
     loaded = [runs.load_run(run_dir, False) for run_dir in args.run_dirs]
     test = loaded[0][1]["test"]
     if any(splits["test"].shape != test.shape or not np.array_equal(splits["test"], test) for _, splits, _ in loaded):
@@ -183,11 +187,12 @@ def compare(args):
                "picture": "each row: original, observed part (rest gray), then "
                           f"{args.completions} completions from each run in the order of runs",
                "runs": results}
-    files.write_json(os.path.splitext(args.out)[0] + ".json", summary)
-    print(f"wrote {args.out} and {os.path.splitext(args.out)[0]}.json")
+    files.write_json(json_path, summary)
+    print(f"wrote {args.out} and {json_path}")
 
 
 def main(argv=None):
+    cli.prepare_streams()
     args = build_parser().parse_args(argv)
     return cli.run_command("completions.py", False, lambda: compare(args), user_errors=(runs.RunError,))
 

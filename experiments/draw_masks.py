@@ -21,6 +21,7 @@ sys.path.insert(0, ROOT)
 
 import cli  # noqa: E402
 import files  # noqa: E402
+import runs  # noqa: E402
 from made import MADE  # noqa: E402
 
 
@@ -118,7 +119,7 @@ def main(argv=None):
         parser.error("a picture is legible up to 12 inputs and 12 units a layer, with at least one hidden layer")
 
     def body():
-        files.check_writable(args.out, "--out")
+        runs.check_outputs({"--out": args.out})
         draw(MADE(args.inputs, args.hidden, seed=args.seed), args.out)
         print(f"wrote {args.out}")
     return cli.run_command("draw_masks.py", False, body)

@@ -75,10 +75,10 @@ def test_amat_files_load_together(tmp_path):
 def test_amat_bad_lines_are_named(tmp_path):
     rows = {s: [["0", "1", "1"], ["1", "0", "0"]] for s in data.SPLITS}
     rows["valid"] = [["0", "1", "1"], ["1", "0"]]
-    with pytest.raises(data.DataError, match=r"mine_valid.amat: split 'valid' row 1 has 2 values"):
+    with pytest.raises(data.DataError, match=r"mine_valid.amat: line 2 has 2 values, line 1 has 3"):
         data.load(write_amat(tmp_path, rows))
     rows["valid"] = [["0", "1", "1"], ["1", "x", "0"]]
-    with pytest.raises(data.DataError, match=r"split 'valid' row 1 column 1 is 'x'"):
+    with pytest.raises(data.DataError, match=r"mine_valid.amat: line 2 column 2 is 'x'"):
         data.load(write_amat(tmp_path, rows))
 
 

@@ -82,3 +82,20 @@ def test_load_state_dict_refuses_a_mismatch():
         optimizer.load_state_dict({"t": np.array(1)})
     with pytest.raises(ValueError, match="shape"):
         optimizer.load_state_dict({"t": np.array(1), "sum_sq.w": np.zeros(4)})
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_the_fast_form_of_every_rule_gives_its_equations_numbers_bit_for_bit(name):
+    """fast_updates.py runs each rule's operations in place, in the order optim.py writes them."""
+    rng = np.random.default_rng(3)
+    params = {fast: {"W": rng.standard_normal((40, 30)).astype(np.float32)} for fast in (True, False)}
+    params[False]["W"][...] = params[True]["W"]
+    optimizers = {fast: optim.make_optimizer(name, params[fast], fast=fast) for fast in (True, False)}
+    assert optimizers[True].fast_form is not None and optimizers[False].fast_form is None
+    for _ in range(5):
+        grad = rng.standard_normal((40, 30)).astype(np.float32)
+        for fast in (True, False):
+            optimizers[fast].step({"W": grad})
+    np.testing.assert_array_equal(params[True]["W"], params[False]["W"])
+    for key, value in optimizers[True].state_dict().items():
+        np.testing.assert_array_equal(value, optimizers[False].state_dict()[key])

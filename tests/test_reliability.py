@@ -75,7 +75,7 @@ def test_amat_errors_reach_the_command_line(tmp_path):
     for split in data.SPLITS:
         (tmp_path / f"set_{split}.amat").write_text("0 1 1\n1 0 1\n" if split != "test" else "0 1 1\n1 0.5 1\n")
     assert_one_line_error(run_cli("train.py", "--dataset", tmp_path / "set_train.amat", "--out", tmp_path / "run"),
-                          "set_test.amat", "row 1 column 1")
+                          "set_test.amat", "line 2 column 2")
 
 
 # ----------------------------------------------------------------------------------------------
