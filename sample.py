@@ -139,6 +139,10 @@ def main(argv=None):
         if completion_only and not args.complete:
             raise data.DataError(f"{', '.join(completion_only)} belong{'s' if len(completion_only) == 1 else ''} to "
                                  f"--complete; sampling from scratch does not use {'it' if len(completion_only) == 1 else 'them'}")
+        sampling_only = [f"--{flag.replace('_', '-')}" for flag in ("n", "no_nearest") if flag in given]
+        if sampling_only and args.complete:
+            raise data.DataError(f"{', '.join(sampling_only)} belong{'s' if len(sampling_only) == 1 else ''} to "
+                                 f"sampling from scratch; --complete draws --completions for each of --examples")
         out = args.out or os.path.join(args.run_dir, "completions.png" if args.complete else "samples.png")
         if not out.lower().endswith(".png"):
             raise files.FileWriteError(f"--out {out}: must name a .png file (the array goes beside it as .npy)")

@@ -458,7 +458,8 @@ def test_train_refuses_flags_its_settings_ignore(tiny, flags, complaint, capsys)
 @pytest.mark.parametrize("script, flags, complaint", [
     ("evaluate", ["--seed", "3"], "--seed"),
     ("sample", ["--examples", "3"], "--examples"), ("sample", ["--completions", "3"], "--completions"),
-    ("sample", ["--from", "valid"], "--from"), ("sample", ["--observe", "top"], "--observe")])
+    ("sample", ["--from", "valid"], "--from"), ("sample", ["--observe", "top"], "--observe"),
+    ("sample", ["--complete", "--n", "5"], "--n"), ("sample", ["--complete", "--no-nearest"], "--no-nearest")])
 def test_evaluate_and_sample_refuse_flags_their_mode_ignores(run1, script, flags, complaint, capsys):
     command = evaluate if script == "evaluate" else sampling
     assert command.main([str(run1), *flags]) == 2
