@@ -103,7 +103,7 @@ def sorted_by_degree(model):
     degrees = model.natural_degrees()
     orders = [np.argsort(d, kind="stable") for d in degrees]  # orders[0] is the ordering
     sorted_degrees = [d[order] for d, order in zip(degrees, orders)]
-    params = {name: model.engine.in_order(name, orders) for name in model.params}
+    params = {name: model.engine.in_order(name, orders) for name in model.layout_params}
     masks = mask_matrices(sorted_degrees, model.layers, model.xp, model.dtype) if model.cond_mask else {}
     biases = layer_biases(model.layers, params, masks)
     positions = np.arange(model.n_in + 1)
@@ -142,6 +142,33 @@ def sample(model, n, seed=0, method="fast"):
     sampler = sampler_of(method)
     uniforms = backend.to_device(backend.random_generator(seed).random((n, model.n_in)), model.gpu, model.dtype)
     return sampler(model, uniforms)
+
+
+def sample_mixture(models, n, n_masks=None, seed=0, method="fast"):
+    """n exact samples (n, D) of the density mixture_log_prob reports for the same arguments: each
+    drawn by choosing a component uniformly (a model, then one of its n_masks[r] masks: masks
+    0 … K−1 of its cycle, as its ensemble averages them; None: its current mask), then the
+    one-pass ancestral sampler under that mask. One model with n_masks=K samples its K-mask
+    ensemble. The models' masks are restored afterwards."""
+    require(is_int(n) and n > 0, f"n must be a positive integer, not {n!r}")
+    counts = n_masks if isinstance(n_masks, (list, tuple)) else [n_masks] * len(models)
+    require(len(models) > 0 and len(counts) == len(models), "one n_masks per model (or one for all)")
+    require(all(k is None or (is_int(k) and k > 0) for k in counts), f"n_masks must be positive integers, not {n_masks!r}")
+    sampler, rng = sampler_of(method), backend.random_generator(seed, "mixture")
+    component = rng.integers(len(models), size=n)
+    sizes = np.array([count or 0 for count in counts])[component]
+    mask = np.where(sizes > 0, (rng.random(n) * sizes).astype(np.int64), -1)  # −1: the model's current mask
+    uniforms = backend.random_generator(seed).random((n, models[0].n_in))
+    samples = np.empty((n, models[0].n_in), dtype=np.float32)
+    for r, model in enumerate(models):
+        with model.keeping_mask():
+            for k in np.unique(mask[component == r]):
+                rows = np.flatnonzero((component == r) & (mask == k))
+                if k >= 0:
+                    model.use_mask(model.cycle_index(int(k)))
+                drawn = sampler(model, backend.to_device(uniforms[rows], model.gpu, model.dtype))
+                samples[rows] = backend.to_host(drawn)
+    return samples
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ import numpy as np
 from backend import module_of
 
 # ----------------------------------------------------------------------------------------------
-# Masked linear layer (MADE, eq. 8-10): an ordinary linear layer whose weight matrix is multiplied
-# elementwise by a fixed 0/1 mask. The mask is what makes the autoencoder autoregressive.
+# Masked linear layer: an ordinary linear layer whose weight matrix is multiplied elementwise by a
+# fixed 0/1 mask, as in the paper's section 4: h(x) = g(b + (W ⊙ M^W) x), x̂ = sigm(c + (V ⊙ M^V) h(x)).
+# The mask is what makes the autoencoder autoregressive.
 
 
 def mask_weight(weight, mask):
@@ -199,5 +200,10 @@ def relative_error(analytic, numeric):
 
 
 def check_gradient(f, x, analytic, eps=1e-6):
-    """Relative error between an analytic gradient of f at x and its central-difference estimate."""
+    """Relative error between an analytic gradient of f at x and its central-difference estimate.
+
+    A ReLU exactly at its kink breaks the estimate, not the gradient: a hidden unit whose inputs
+    are all zero (a unit that sees no input under its mask) with a zero bias has z = 0, where the
+    two sides of the difference see two different slopes, and the error comes out large. Check at
+    random biases, or away from z = 0, as the tests do."""
     return relative_error(analytic, numerical_gradient(f, x, eps))

@@ -114,6 +114,7 @@ STREAMS = {
     "examples": (4,),             # sample.py --complete: which examples to show    (command's --seed)
     "pattern_orderings": (),      # completion: the ordering of pattern g is [seed, g] (command's --seed)
     "new_orderings": (5,),        # completions.py: random ordering k, never trained on (command's --seed)
+    "mixture": (6,),              # sampling an ensemble or a mixture: each sample's model and mask (--seed)
 }
 
 

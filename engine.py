@@ -7,7 +7,7 @@ the weights, the products that skip the masks' zeros (staircase.py), buffers, an
 choosing between them.
 
 The layout. A MADE does not care how its units are numbered, so the engine stores the model's
-parameters (model.params, the arrays the optimizers update) with the units of every layer sorted
+parameters (model.layout_params, the arrays the optimizers update) with the units of every layer sorted
 by their degree under the model's first mask: the inputs and outputs in mask 0's ordering, each
 hidden layer's units by m_l(k). Under that mask every mask is then a staircase. Column j of
 params["W0"] is input order[0][j] of the data; natural() and from_natural() convert any array

@@ -29,16 +29,19 @@ from ancestral import completes_in_own_ordering, log_prob_observed, log_prob_uno
 
 def build_parser():
     parser = argparse.ArgumentParser(description="NLL of binary data under a trained MADE (nats, lower is better).")
-    parser.add_argument("run_dir", help="a run folder written by train.py (holds model.npz)")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="a run folder written by train.py (holds model.npz); several: their mixture, "
+                             "log p(x) = log (1/R) Σ_r p_r(x), each run's p_r its own ensemble (runs of one data set)")
     parser.add_argument("--dataset", default=None, help="a named data set or a file path (default: the run's data set)")
     parser.add_argument("--data-dir", type=cli.path, default=None, help="folder of the named data sets")
     parser.add_argument("--split", choices=data.SPLITS, default="test", help="which split (default: %(default)s)")
     parser.add_argument("--test-masks", type=cli.ensemble_size, default=None,
-                        help="masks in the ensemble, at most the masks the model was trained on "
-                             "(default: what the run tested with, else 1)")
+                        help="masks in the ensemble of each run trained on masks, at most the masks it was trained "
+                             "on; a run of one mask uses it (default: what each run tested with)")
     parser.add_argument("--per-example", metavar="FILE.csv", type=cli.path, nargs="?", const=True, default=None,
                         help="also write index,log_prob of every example (low log p: likely outliers), to FILE.csv "
-                             "or, without one, to RUN_DIR/log_p_SPLIT.csv")
+                             "or, without one, to RUN_DIR/log_p_SPLIT.csv (a mixture: the first run's "
+                             "log_p_SPLIT_mixture.csv)")
     parser.add_argument("--observe", default=None,
                         help="score only the observed values, log p(x_O), under an ordering with them first: "
                              "top, bottom, left, right, random:F or FILE.npy (as in sample.py)")
@@ -69,14 +72,23 @@ def report(args):
         raise data.DataError("--seed draws --observe random:F and the observed-first orderings; without --observe "
                              "nothing is drawn: leave it out")
     if args.observe and args.test_masks:
-        raise data.DataError("--test-masks sets the ensemble of whole examples; --observe scores under orderings "
-                             "with the observed values first (one per pattern, --seed): leave one out")
-    if args.per_example is True:  # the flag alone: into the run folder
-        args.per_example = os.path.join(args.run_dir, f"log_p_{args.split}.csv")
+        raise data.DataError("--test-masks sets the ensemble of whole examples; --observe scores under one "
+                             "ordering per observation pattern with the observed values first (--seed), not an "
+                             "ensemble: leave one out")
+    if args.observe and len(args.run_dirs) > 1:
+        raise data.DataError("--observe scores one run under orderings with the observed values first; give one run")
+    first = args.run_dirs[0]
+    if args.per_example is True:  # the flag alone: into the (first) run's folder
+        name = f"log_p_{args.split}{'_mixture' if len(args.run_dirs) > 1 else ''}.csv"
+        args.per_example = os.path.join(first, name)
     if args.per_example is not None:
-        runs.check_outputs({"--per-example": args.per_example},
-                           runs.run_inputs(args.run_dir, args.dataset, args.data_dir, args.observe))
-    model, splits, settings = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir, program="evaluate.py")
+        inputs = {}
+        for run_dir in args.run_dirs:
+            inputs.update(runs.run_inputs(run_dir, args.dataset, args.data_dir, args.observe))
+        runs.check_outputs({"--per-example": args.per_example}, inputs)
+    models, splits, settings = runs.load_runs(args.run_dirs, args.gpu, args.dataset, args.data_dir,
+                                              program="evaluate.py")
+    model = models[0]
     x = backend.to_device(splits[args.split], args.gpu, model.dtype)
     if args.observe:
         observed = data.observed_mask(args.observe, x.shape, backend.random_generator(args.seed, "observed"))
@@ -91,12 +103,17 @@ def report(args):
                 f"({int(observed.sum(1).mean())} observed values on average)")
         nll = -backend.to_host(log_p).astype(np.float64)
     else:
-        masks = args.test_masks or tested_with(settings, model)
-        cli.check_ensemble(masks, model, "--test-masks")
-        progress = runs.Progress(f"{masks}-mask ensemble", "batches")
-        nll = runs.nll_per_example(model, x, masks, args.batch_size, progress)
+        mixture = len(models) > 1
+        if mixture and args.test_masks and all(m.n_distinct_masks == 1 for m in models):
+            raise data.DataError("--test-masks sets the ensembles of the runs trained on masks; these runs have "
+                                 "one mask each: leave it out")
+        counts = [runs.ensemble_of(run_dir, model, run_settings, args.test_masks, mixture)
+                  for run_dir, model, run_settings in zip(args.run_dirs, models, settings)]
+        label = " + ".join(f"{count}-mask ensemble" for count in counts)
+        what = f"NLL, {label}" if len(models) == 1 else f"NLL, mixture of {len(models)} runs: {label}"
+        progress = runs.Progress(label if len(models) == 1 else f"mixture of {len(models)} runs, each", "batches")
+        nll = runs.nll_per_example(models, x, counts, args.batch_size, progress)
         runs.Progress.clear()
-        what = f"NLL, {masks}-mask ensemble"
     log_p = -nll
     error = runs.standard_error(nll)
     spread = f" ± {error:.4f}" if error is not None else ""
@@ -106,14 +123,6 @@ def report(args):
             file.write("index,log_prob\n")
             file.writelines(f"{i},{value:.6f}\n" for i, value in enumerate(log_p))
         print(f"wrote {args.per_example}")
-
-
-def tested_with(settings, model):
-    """The run's own test ensemble (no larger than the masks the model was trained on), else 1."""
-    saved = settings.get("test_masks")
-    if not isinstance(saved, int) or isinstance(saved, bool) or saved < 1:
-        return 1
-    return min(saved, model.n_distinct_masks or saved)
 
 
 if __name__ == "__main__":

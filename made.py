@@ -21,7 +21,7 @@ Parameters (param_shapes): W_l (hidden_sizes[l], fan_in) and b_l per hidden laye
 the output (only b0 when hidden_sizes=[], the shallow MADE), W_direct (D, D) with direct, and with
 cond_mask a U per masked weight (the authors' mask-conditioning term 1·(U ⊙ M)ᵀ, a bias that
 depends on the mask). natural_params() and natural_masks() number them as the data is (column j
-of W0 is input j), as Figure 1 draws them and files hold them; model.params, which the optimizers
+of W0 is input j), as Figure 1 draws them and files hold them; model.layout_params, which the optimizers
 update in place, holds the same numbers with the units in the engine's order (engine.py says why).
 """
 import dataclasses
@@ -36,7 +36,6 @@ from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, linear
 from config import Config, count_distinct_masks, is_int, require
 from engine import Engine
 
-FORMAT = "made-npz-1"
 
 
 class CheckpointError(ValueError):
@@ -238,18 +237,37 @@ def backward_pass(layers, net, masks, activation, activations, pre_activations, 
     return grads
 
 
+def masked_layers(layers, params, masks):
+    """The network under one mask as the paper writes it: W ⊙ M for every masked weight, and each
+    layer's bias with its mask-conditioning terms (layer_biases); all in the data's numbering."""
+    return dict({name: mask_weight(params[name], mask) for name, mask in masks.items()},
+                **layer_biases(layers, params, masks))
+
+
+def dense_loss_and_grads(layers, params, masks, activation, x):
+    """Mean NLL L = (1/N) Σ_n −log p(x_n) of a minibatch x (N, D), a 0-d array, and ∂L/∂θ for every
+    parameter (name → array): forward_pass, ∂L/∂a = (σ(a) − x) / N, then backward_pass."""
+    net = masked_layers(layers, params, masks)
+    logits, activations, pre_activations = forward_pass(layers, net, activation, x)
+    grad_logits = bernoulli_nll_backward(logits, x) / x.shape[0]
+    grads = backward_pass(layers, net, masks, activation, activations, pre_activations, grad_logits)
+    return bernoulli_nll(logits, x).mean(), grads
+
+
 # ----------------------------------------------------------------------------------------------
 # The model
 
 
 class MADE:
     """A MADE over D binary inputs; the arguments are those of Config (read it for each one), plus
-    gpu (use CuPy) and params (existing weights, name → array numbered as the data is, as
+    gpu (use CuPy), params (existing weights, name → array numbered as the data is, as
     natural_params() returns them, instead of a fresh initialisation; their names and shapes must
-    be those the configuration defines)."""
+    be those the configuration defines) and reference (compute through the functions above as
+    written, reference.py, instead of engine.py's fast products: the same numbers, slower)."""
 
     def __init__(self, n_in, hidden_sizes, *, activation="relu", direct=False, cond_mask=False, ordering="random",
-                 n_masks=1, shuffle="full", seed=0, dtype="float32", init="uniform", gpu=False, params=None):
+                 n_masks=1, shuffle="full", seed=0, dtype="float32", init="uniform", gpu=False, params=None,
+                 reference=False):
         self.config = config = Config(n_in, hidden_sizes, activation, direct, cond_mask, ordering,
                                       n_masks, shuffle, seed, dtype, init)
         self.n_in, self.hidden_sizes, self.activation = config.n_in, list(config.hidden_sizes), config.activation
@@ -261,25 +279,39 @@ class MADE:
         params = init_params(shapes, config.init, config.seed) if params is None else params
         check_params(params, shapes, self.dtype)
         ordering, hidden_degrees = ordering_and_degrees(config, 0)
-        self.engine = Engine(self.layers, params, [input_degrees(ordering)] + hidden_degrees, self.activation,
-                             self.n_masks, self.n_distinct_masks == 1, gpu, self.dtype)
+        degrees = [input_degrees(ordering)] + hidden_degrees
+        if reference:  # the functions above, as written (reference.py)
+            from reference import ReferenceEngine
+            self.engine = ReferenceEngine(self.layers, params, degrees, self.activation, gpu, self.dtype)
+        else:
+            self.engine = Engine(self.layers, params, degrees, self.activation, self.n_masks,
+                                 self.n_distinct_masks == 1, gpu, self.dtype)
         self._cycle = {}  # mask k of the cycle → its (ordering, hidden degrees), once drawn
         self.use_mask(0)
 
     @property
-    def params(self):
-        """The parameters as the engine stores them, updated in place by the optimizers."""
+    def layout_params(self):
+        """The parameters as the engine stores them (engine.py: the units of every layer sorted by
+        degree; the data's numbering under the reference engine): what optimizers update in place,
+        optim.AdaGrad(model, …). To read the weights as the paper numbers them: natural_params()."""
         return self.engine.params
 
     @property
+    def params(self):
+        raise AttributeError("a MADE has no .params: its weights are stored with the units of every layer sorted "
+                             "by degree (model.layout_params, what optimizers update: optim.AdaGrad(model, …)); "
+                             "model.natural_params() gives them numbered as the data are, to use with "
+                             "natural_masks()")
+
+    @property
     def n_params(self):
-        return int(sum(p.size for p in self.params.values()))
+        return int(sum(p.size for p in self.layout_params.values()))
 
     n_distinct_masks = property(lambda self: count_distinct_masks(self.n_masks, self.shuffle))
 
     def natural_params(self, on_device=False):
         """The parameters numbered as the data is (column j of W0 is input j), on the host or device."""
-        natural = {name: self.engine.natural(name, value) for name, value in self.params.items()}
+        natural = {name: self.engine.natural(name, value) for name, value in self.layout_params.items()}
         return natural if on_device else {name: backend.to_host(value) for name, value in natural.items()}
 
     # -- masks ----------------------------------------------------------------------------------
@@ -335,11 +367,10 @@ class MADE:
     # -- the reference: the equations above, dense, in the data's numbering ----------------------
 
     def masked_network(self, masks=None):
-        """The network under the current mask as the paper writes it, in the data's numbering:
-        W ⊙ M for every masked weight, and each layer's bias (layer_biases). masks: natural_masks()."""
-        params, masks = self.natural_params(on_device=True), self.natural_masks() if masks is None else masks
-        return dict({name: mask_weight(params[name], mask) for name, mask in masks.items()},
-                    **layer_biases(self.layers, params, masks))
+        """The network under the current mask as the paper writes it (masked_layers), in the data's
+        numbering. masks: natural_masks()."""
+        return masked_layers(self.layers, self.natural_params(on_device=True),
+                             self.natural_masks() if masks is None else masks)
 
     def reference_forward(self, x, net=None):
         """Logits a (N, D) under the current mask: p(x_d = 1 | x_<d) = σ(a_d). net: masked_network()."""
@@ -347,15 +378,12 @@ class MADE:
         return forward_pass(self.layers, net, self.activation, self.xp.asarray(x, dtype=self.dtype))[0]
 
     def reference_loss_and_grads(self, x):
-        """Mean NLL L = (1/N) Σ_n −log p(x_n) of a minibatch x (N, D) (0-d array) and ∂L/∂θ for every
-        parameter, keyed and numbered like model.params (so an optimizer takes these or
-        loss_and_grads'): ∂L/∂a = (σ(a) − x) / N, then backward_pass(). Dense, allocating, plain."""
-        x, masks = self.xp.asarray(x, dtype=self.dtype), self.natural_masks()
-        net = self.masked_network(masks)
-        logits, activations, pre_activations = forward_pass(self.layers, net, self.activation, x)
-        grad_logits = bernoulli_nll_backward(logits, x) / x.shape[0]
-        grads = backward_pass(self.layers, net, masks, self.activation, activations, pre_activations, grad_logits)
-        return bernoulli_nll(logits, x).mean(), {name: self.engine.from_natural(name, g) for name, g in grads.items()}
+        """dense_loss_and_grads on natural_params() under natural_masks(): the loss, and the gradients
+        keyed and numbered like layout_params (so an optimizer takes these or loss_and_grads')."""
+        x = self.xp.asarray(x, dtype=self.dtype)
+        loss, grads = dense_loss_and_grads(self.layers, self.natural_params(on_device=True), self.natural_masks(),
+                                           self.activation, x)
+        return loss, {name: self.engine.from_natural(name, g) for name, g in grads.items()}
 
     # -- the same numbers, fast: through engine.py ---------------------------------------------
 
@@ -410,47 +438,30 @@ class MADE:
                 total = log_p if total is None else self.xp.logaddexp(total, log_p, out=total)
         return total - math.log(n_masks)
 
-    # -- saving and loading: the disk is files.py's business, reached from here alone -----------
+    # -- saving and loading: model_file.py ---------------------------------------------------
 
     def save(self, path):
-        """One .npz (weights, config as JSON, mask index), written atomically."""
-        import files
-        files.save_npz(path, state_arrays(self))
+        """One .npz (weights in the data's numbering, config as JSON, mask index), written atomically."""
+        import model_file
+        model_file.save(self, path)
 
     @classmethod
-    def load(cls, path, gpu=False):
+    def load(cls, path, gpu=False, reference=False):
         """The model saved at `path`; a corrupt, foreign or inconsistent file raises CheckpointError."""
-        import files
-        try:
-            return from_state_arrays(files.read_npz(path), str(path), gpu)
-        except files.FileFormatError as error:
-            raise CheckpointError(str(error)) from None
+        import model_file
+        return model_file.load(path, gpu, reference)
 
 
-def state_arrays(model):
-    """A model as host arrays: param.NAME in the data's numbering, config (JSON), mask_index."""
-    import files
-    require(model.mask_index is not None, "the model is under a custom ordering (use_ordering); select a mask "
-                                           "of its cycle with use_mask(k) before saving")
-    arrays = {f"param.{name}": value for name, value in model.natural_params().items()}
-    arrays["config"] = files.json_array(dict(model.config.as_dict(), format=FORMAT))
-    arrays["mask_index"] = np.array(model.mask_index)
-    return arrays
+def mixture_log_prob(models, x, n_masks=None, **options):
+    """log p(x), (N,), of the mixture of models with equal weights: log (1/R) Σ_r p_r(x), where p_r
+    is model r's log_prob with n_masks[r] (an int for all; None: its current mask). MADE's own
+    ensemble is such a mixture, of its masks; this is the same step taken over trained models, and
+    stays exact and normalised. options: as log_prob takes them."""
+    counts = n_masks if isinstance(n_masks, (list, tuple)) else [n_masks] * len(models)
+    require(len(models) > 0 and len(counts) == len(models), "one n_masks per model (or one for all)")
+    total = None  # log Σ_r p_r(x)
+    for model, count in zip(models, counts):
+        log_p = model.log_prob(x, n_masks=count, **options)
+        total = log_p if total is None else model.xp.logaddexp(total, log_p, out=total)
+    return total - math.log(len(models))
 
-
-def from_state_arrays(arrays, what, gpu=False):
-    """The model held in state_arrays() form; CheckpointError naming `what` when it is not one."""
-    import files
-    if "config" not in arrays:
-        raise CheckpointError(f"{what}: not a MADE model file (no config)")
-    config = files.read_json_array(arrays["config"], f"{what}: config")  # FileFormatError: load says it
-    if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
-        raise CheckpointError(f"{what}: not a MADE model file of format {FORMAT}")
-    params = {name[len("param."):]: value for name, value in arrays.items() if name.startswith("param.")}
-    mask_index = arrays.get("mask_index", np.array(0))
-    try:
-        model = MADE(**config, gpu=gpu, params=params)
-        model.use_mask(mask_index[()] if mask_index.shape == () and mask_index.dtype.kind in "iu" else None)
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{what}: does not hold a consistent MADE ({error})") from None
-    return model

@@ -1,9 +1,9 @@
 """Update rules over a dict of parameter arrays, updated in place, and the minibatch loop that
 applies them.
 
-    opt = AdaGrad(model.params, lr=0.01)
+    opt = AdaGrad(model, lr=0.01)         # a MADE, or a dict name → array
     loss, grads = model.loss_and_grads(x)
-    opt.step(grads)                       # model.params changed in place
+    opt.step(grads)                       # the model's weights changed in place
 
 Each rule is a small class: its equations in the docstring, and its `update` writing them as
 they read, on one array (a parameter θ, or a piece of one, its gradient g and its state). It keeps
@@ -54,9 +54,10 @@ class Optimizer:
     slots = ()  # names of the per-parameter state arrays, set by each rule
 
     def __init__(self, params, fast=True):
+        params = getattr(params, "layout_params", params)  # a MADE: the weights as its engine keeps them
         if not isinstance(params, dict) or not all(hasattr(p, "shape") and hasattr(p, "dtype") and p.dtype.kind == "f"
                                                    for p in params.values()):
-            raise ValueError("params must be a dict of float arrays (name → array, as model.params), "
+            raise ValueError("params must be a MADE or a dict of float arrays (name → array, as model.layout_params), "
                              f"not {type(params).__name__}" + (" of lists" if isinstance(params, dict) else ""))
         self.params = params
         self.t = 0  # number of steps taken

@@ -30,7 +30,8 @@ import backend
 import cli
 import data
 import files
-from made import MADE, CheckpointError, from_state_arrays, state_arrays
+from made import MADE, CheckpointError, mixture_log_prob
+from model_file import from_state_arrays, state_arrays
 
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json", "train.log", "learning_curve.png")
 
@@ -337,7 +338,7 @@ def optimizer_state_renumbered(model, state, to_natural):
     result = {}
     for key, value in state.items():
         name = key.split(".", 1)[-1]
-        fits = "." in key and name in model.params and tuple(value.shape) == tuple(model.params[name].shape)
+        fits = "." in key and name in model.layout_params and tuple(value.shape) == tuple(model.layout_params[name].shape)
         result[key] = renumber(name, value) if fits else value
     return result
 
@@ -413,12 +414,13 @@ def checkpoint_epoch(path):
         return 0
 
 
-def load_checkpoint(path, gpu):
-    """The Checkpoint in `path`; RunError naming the file when anything in it is unusable."""
+def load_checkpoint(path, gpu, reference=False):
+    """The Checkpoint in `path` (its model on the reference engine with reference); RunError naming
+    the file when anything in it is unusable."""
     try:
         arrays = files.read_npz(path)
         saved = files.read_json_array(arrays.get("train_state", np.array(0)), f"{path}: train_state")
-        model = from_state_arrays(arrays, path, gpu=gpu)
+        model = from_state_arrays(arrays, path, gpu=gpu, reference=reference)
         best_arrays = {name[len("best."):]: value for name, value in arrays.items() if name.startswith("best.")}
         best_model = from_state_arrays(best_arrays, f"{path}: its best model") if best_arrays else None
     except (files.FileFormatError, CheckpointError) as error:
@@ -511,9 +513,11 @@ def run_inputs(run_dir, dataset=None, data_dir=None, observe=None):
 
 
 def nll_per_example(model, x, n_masks, batch_size, progress=None):
-    """−log p(x) of every example (host float64 array) under the ensemble of masks 0 … n_masks−1."""
-    log_p = model.log_prob(x, n_masks=n_masks, batch_size=batch_size, progress=progress,
-                           check_values=False)  # data.load checked them, and validation runs every epoch
+    """−log p(x) of every example (host float64 array) under the ensemble of masks 0 … n_masks−1; or,
+    given a list of models and one n_masks each, under their mixture (made.mixture_log_prob)."""
+    models, counts = (model, n_masks) if isinstance(model, list) else ([model], [n_masks])
+    log_p = mixture_log_prob(models, x, counts, batch_size=batch_size, progress=progress,
+                             check_values=False)  # data.load checked them, and validation runs every epoch
     return -backend.to_host(log_p).astype(np.float64)
 
 
@@ -617,3 +621,52 @@ def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program=
                 f"split{'s' if len(changed) > 1 else ''} changed since); the numbers are of the file as it is now",
                 sys.stderr)
     return model, splits, settings
+
+
+def load_runs(run_dirs, gpu, dataset=None, data_dir=None, need_data=True, program="made"):
+    """(models, splits or None, settings of each) for one run or a mixture of runs (load_run for
+    the first). Every further run must have been trained on the first run's data (its data record,
+    compared with the first run's own data by their fingerprints) and be of the same width; one
+    that is not is refused in one line naming it."""
+    first, splits, settings = load_run(run_dirs[0], gpu, dataset, data_dir, need_data, program)
+    models, all_settings = [first], [settings]
+    if len(run_dirs) == 1:
+        return models, splits, all_settings
+    own = splits if dataset is None and splits is not None else \
+        load_run(run_dirs[0], False, None, data_dir, True, program)[1]  # the first run's own data, to compare
+    for run_dir in run_dirs[1:]:
+        model, _, other = load_run(run_dir, gpu, need_data=False, program=program)
+        if model.n_in != first.n_in:
+            raise data.DataError(f"{run_dir}: its model has {model.n_in} variables, that of {run_dirs[0]} "
+                                 f"{first.n_in}: a mixture is of models of the same data")
+        record = data_record_of(run_dir)
+        if record is None or changed_splits(record, own) or not _names_data(record):
+            raise data.DataError(f"{run_dir}: was not trained on the data set of {run_dirs[0]} (by their "
+                                 f"fingerprints): a mixture is of models of the same data")
+        models.append(model)
+        all_settings.append(other)
+    return models, splits, all_settings
+
+
+def _names_data(record):
+    """Whether a data record holds fingerprints (or the digests of older runs) to compare."""
+    return isinstance(record.get("fingerprints", record.get("digests")), dict)
+
+
+def ensemble_of(run_dir, model, settings, asked, mixture):
+    """The masks of a run's density: `asked` (--test-masks) where given, else what the run tested
+    with, at most the masks it was trained on. In a mixture a run of one mask is that mask:
+    --test-masks is for the runs trained on masks."""
+    if mixture and model.n_distinct_masks == 1:
+        return 1
+    masks = asked or tested_with(settings, model)
+    cli.check_ensemble(masks, model, f"{run_dir}: --test-masks" if mixture else "--test-masks")
+    return masks
+
+
+def tested_with(settings, model):
+    """The run's own test ensemble (no larger than the masks the model was trained on), else 1."""
+    saved = settings.get("test_masks")
+    if not isinstance(saved, int) or isinstance(saved, bool) or saved < 1:
+        return 1
+    return min(saved, model.n_distinct_masks or saved)

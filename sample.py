@@ -24,7 +24,7 @@ import cli
 import data
 import files
 import runs
-from ancestral import complete, completes_in_own_ordering, sample  # noqa: F401  (also the public API: from sample import sample)
+from ancestral import complete, completes_in_own_ordering, sample, sample_mixture  # noqa: F401  (the public API too)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,14 +97,21 @@ def arrange_flags(flags, per_row):
 
 def build_parser():
     parser = argparse.ArgumentParser(description="Sample from a trained MADE, or complete partly observed data.")
-    parser.add_argument("run_dir", help="a run folder written by train.py (holds model.npz)")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="a run folder written by train.py (holds model.npz); several: samples of their "
+                             "mixture, as evaluate.py scores it (runs of one data set)")
     parser.add_argument("--n", type=cli.positive_int, default=100, help="samples to draw (default: %(default)s)")
     parser.add_argument("--out", type=cli.path, default=None,
-                        help="the picture to write, a .png (default: RUN_DIR/samples.png, or RUN_DIR/completions.png "
-                             "with --complete); the 0/1 array goes beside it, the same name ending in .npy")
+                        help="the picture to write, a .png (default: RUN_DIR/samples.png, RUN_DIR/completions.png "
+                             "with --complete, the first run's samples_mixture.png for several runs); the 0/1 "
+                             "array goes beside it, the same name ending in .npy")
+    parser.add_argument("--test-masks", type=cli.ensemble_size, default=None,
+                        help="draw from the ensemble of this many masks of each run trained on masks: each sample's "
+                             "mask chosen uniformly among them, as evaluate.py --test-masks scores it (default: what "
+                             "each run tested with, so the samples are of the density its test NLL measures)")
     parser.add_argument("--mask", type=cli.non_negative_int, default=None,
-                        help="mask of the training cycle to sample under, 0 … masks−1 (default: 0); completion "
-                             "chooses its own (orderings with the observed values first)")
+                        help="instead, draw every sample under this one mask of the training cycle, 0 … masks−1; "
+                             "completion chooses its own (orderings with the observed values first)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the uniforms (default: %(default)s)")
     parser.add_argument("--naive", action="store_true", help="use the reference sampler (D forward passes)")
     parser.add_argument("--dataset", default=None, help="data for nearest neighbours and completion (default: the run's)")
@@ -131,6 +138,14 @@ def main(argv=None):
     given = cli.given_flags(parser, argv)
 
     def body():
+        several = len(args.run_dirs) > 1
+        if several and (args.complete or args.mask is not None):
+            raise data.DataError(f"{'--complete' if args.complete else '--mask'} works on one run; give one RUN_DIR")
+        if args.mask is not None and args.test_masks is not None:
+            raise data.DataError("--mask draws under one mask, --test-masks from an ensemble of masks: leave one out")
+        if args.complete and args.test_masks is not None:
+            raise data.DataError("--test-masks sets the ensemble samples are drawn from; --complete draws under one "
+                                 "ordering per observation pattern, with the observed values first: leave it out")
         if args.complete and args.mask is not None:
             raise data.DataError("--mask chooses the mask to sample under; --complete chooses its own (orderings "
                                  "with the observed values first): leave one out")
@@ -143,15 +158,21 @@ def main(argv=None):
         if sampling_only and args.complete:
             raise data.DataError(f"{', '.join(sampling_only)} belong{'s' if len(sampling_only) == 1 else ''} to "
                                  f"sampling from scratch; --complete draws --completions for each of --examples")
-        out = args.out or os.path.join(args.run_dir, "completions.png" if args.complete else "samples.png")
+        default = "completions.png" if args.complete else "samples_mixture.png" if several else "samples.png"
+        out = args.out or os.path.join(args.run_dirs[0], default)
         if not out.lower().endswith(".png"):
             raise files.FileWriteError(f"--out {out}: must name a .png file (the array goes beside it as .npy)")
         array_path = out[:-len(".png")] + ".npy"
-        runs.check_outputs({"--out": out, "--out (its array)": array_path},
-                           runs.run_inputs(args.run_dir, args.dataset, args.data_dir, args.complete and args.observe))
-        model, splits, _ = runs.load_run(args.run_dir, args.gpu, args.dataset, args.data_dir,
-                                         need_data=args.complete or not args.no_nearest, program="sample.py")
-        (run_completion if args.complete else run_sampling)(args, model, splits, out, array_path)
+        inputs = {}
+        for run_dir in args.run_dirs:
+            inputs.update(runs.run_inputs(run_dir, args.dataset, args.data_dir, args.complete and args.observe))
+        runs.check_outputs({"--out": out, "--out (its array)": array_path}, inputs)
+        models, splits, settings = runs.load_runs(args.run_dirs, args.gpu, args.dataset, args.data_dir,
+                                                  need_data=args.complete or not args.no_nearest, program="sample.py")
+        if args.complete:
+            run_completion(args, models[0], splits, out, array_path)
+        else:
+            run_sampling(args, models, settings, splits, out, array_path)
     return cli.run_command("sample.py", args.gpu, body, user_errors=(runs.RunError,),
                            memory_advice="try a smaller --n, or fewer --examples or --completions")
 
@@ -162,31 +183,41 @@ def write_outputs(out, array_path, array, picture, what):
     files.save_npy(array_path, array.astype(np.uint8))
     side = image_side(array.shape[-1])
     if side is None:
-        print(f"wrote {array_path}, shape {array.shape} (no picture: {array.shape[-1]} variables are not a square image)")
+        print(f"wrote {array_path}, shape {array.shape}: {what.split(' (framed)')[0]} (no picture: {array.shape[-1]} "
+              f"variables are not a square image)")
         return
     tiles, framed = picture()
     save_grid(out, tiles, side, framed)
     print(f"wrote {out} and {array_path}: {what}")
 
 
-def run_sampling(args, model, splits, out, array_path):
-    mask = args.mask or 0
-    if model.n_masks > 0 and mask >= model.n_masks:
-        raise data.DataError(f"--mask {mask}: the model's cycle has {model.n_masks} mask"
-                             f"{'s' if model.n_masks > 1 else ''} (0 … {model.n_masks - 1}); others were never trained")
-    model.use_mask(mask)
-    samples = backend.to_host(sample(model, args.n, seed=args.seed, method="naive" if args.naive else "fast"))
+def run_sampling(args, models, settings, splits, out, array_path):
+    """--n samples of the density evaluate.py reports for the same runs and --test-masks (ancestral.
+    sample_mixture), or under one --mask; each beside its nearest training example."""
+    if args.mask is not None:
+        model = models[0]
+        if model.n_masks > 0 and args.mask >= model.n_masks:
+            raise data.DataError(f"--mask {args.mask}: the model's cycle has {model.n_masks} mask"
+                                 f"{'s' if model.n_masks > 1 else ''} (0 … {model.n_masks - 1}); others were never trained")
+        model.use_mask(args.mask)
+        counts, what = [None], f"under mask {args.mask}"
+    else:
+        counts = [runs.ensemble_of(run_dir, model, run_settings, args.test_masks, len(models) > 1)
+                  for run_dir, model, run_settings in zip(args.run_dirs, models, settings)]
+        label = " + ".join(f"{count}-mask ensemble" for count in counts)
+        what = f"of the {label}" if len(models) == 1 else f"of the mixture of {len(models)} runs ({label})"
+    samples = sample_mixture(models, args.n, counts, seed=args.seed, method="naive" if args.naive else "fast")
     if splits is None:
         write_outputs(out, array_path, samples, lambda: (arrange(samples, 10), arrange_flags(np.ones(args.n, bool), 10)),
-                      f"{args.n} samples")
+                      f"{args.n} samples {what} (framed)")
         return
 
     def beside_nearest():
         nearest = splits["train"][nearest_rows(samples, splits["train"])]
-        pairs = np.stack([samples, nearest], axis=1).reshape(-1, model.n_in)
+        pairs = np.stack([samples, nearest], axis=1).reshape(-1, models[0].n_in)
         return arrange(pairs, 20), arrange_flags(np.tile([True, False], args.n), 20)
     write_outputs(out, array_path, samples, beside_nearest,
-                  f"{args.n} samples (framed), each beside its nearest training example")
+                  f"{args.n} samples {what} (framed), each beside its nearest training example")
 
 
 def run_completion(args, model, splits, out, array_path):

@@ -34,12 +34,13 @@ import optim
 import runs
 from autograd import ACTIVATIONS
 from config import INITS, SHUFFLES, count_distinct_masks
-from made import MADE, from_state_arrays
+from made import MADE
+from model_file import from_state_arrays
 
 # Settings that --resume lets you change; every other flag given again must match the run. (--dataset
 # may name the run's data where they are now: the run knows them by their
 # order-free fingerprints, runs.data_record.)
-RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "dataset", "data_dir", "eval_batch_size", "checkpoint_every")
+RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "reference", "dataset", "data_dir", "eval_batch_size", "checkpoint_every")
 NOT_SETTINGS = ("out", "resume", "force")  # where and how to start, not what the run is
 NOT_FLAGS = ("explicit", "n_in")  # what parse_args and train add to the flags: which were given, D
 
@@ -94,8 +95,9 @@ def add_data_and_model_flags(add):
 
 def add_training_flags(add):
     add("--masks", type=cli.non_negative_int, default=1,
-        help="masks in the training cycle, resampled after every minibatch; 1: one fixed mask; "
-             "0: a fresh mask for every minibatch (default: %(default)s)")
+        help="masks in the training cycle: a fixed cycle of this many masks, the model moving to the next one "
+             "after every minibatch (made.MADE.next_mask); 1: one fixed mask; 0: a fresh mask for every "
+             "minibatch (default: %(default)s)")
     add("--shuffle", choices=SHUFFLES, default="full",
         help="what each new mask resamples: full (ordering and hidden degrees), ordering, connectivity (the hidden degrees), "
              "or once (nothing: one mask) (default: %(default)s)")
@@ -129,6 +131,10 @@ def add_run_flags(add):
     add("--seed", type=cli.non_negative_int, default=1234,
         help="seed of all randomness: weights, masks, minibatches (default: %(default)s)")
     add("--gpu", action="store_true", default=False, help="run on a CUDA GPU through CuPy; may change on --resume")
+    add("--reference", action="store_true", default=False,
+        help="train through the reference computation, to read or step through the paper's equations: the "
+             "dense masked network in the data's numbering (made.py, reference.py), the plain loss, optim.py's "
+             "rules as written; the same numbers as the fast engine, several times slower; may change on --resume")
     add("--out", type=cli.path, default=None, help="run folder (default: runs/DATASET-DATE-TIME)")
     add("--checkpoint-every", type=cli.positive_int, default=1, metavar="N",
         help="write checkpoint.npz and model.npz every N epochs and when the run stops (default: %(default)s); "
@@ -136,8 +142,8 @@ def add_run_flags(add):
              "from the last one written, so up to N epochs are trained again; may change on --resume")
     add("--resume", action="store_true", default=False,
         help="continue the run in --out from its checkpoint, with all of its settings; flags given again "
-             "must match them, except --epochs (to raise the cap), --lr (a step schedule), --gpu, --dataset "
-             "(the same data at another path), --data-dir, --eval-batch-size and --checkpoint-every")
+             "must match them, except --epochs (to raise the cap), --lr (a step schedule), --gpu, --reference, "
+             "--dataset (the same data at another path), --data-dir, --eval-batch-size and --checkpoint-every")
     add("--force", action="store_true", default=False,
         help="start afresh in an --out folder that holds a run or other files: the files of a run there "
              "(checkpoint.npz, model.npz, metrics.json, train.log, learning_curve.png) are replaced")
@@ -278,7 +284,8 @@ def train(args):
     splits = None if args.resume else data.load(args.dataset, args.data_dir)
     inputs = {} if args.resume else dict.fromkeys(data.locate(args.dataset, args.data_dir), "the --dataset file")
     with runs.open_for_training(args.out, args.resume, args.force, inputs) as folder:
-        checkpoint = runs.load_checkpoint(folder.file("checkpoint.npz"), args.gpu) if args.resume else None
+        checkpoint = runs.load_checkpoint(folder.file("checkpoint.npz"), args.gpu, args.reference) if args.resume \
+            else None
         if checkpoint is not None:
             resume_settings(args, checkpoint, folder)
             splits = runs.load_run_data(args.dataset, args.data_dir, f"train.py --resume --out {args.out}")
@@ -316,7 +323,7 @@ def start_or_resume(args, checkpoint, splits, folder):
         raise data.DataError(f"{args.dataset} has {n_in} variable; a MADE needs at least 2")
     best = None
     if checkpoint is None:
-        model = MADE(n_in, args.hidden, gpu=args.gpu, **model_options(args))
+        model = MADE(n_in, args.hidden, gpu=args.gpu, reference=args.reference, **model_options(args))
         state = runs.TrainingState(rng=backend.random_generator(args.seed, "minibatches"))
     else:
         model, state = checkpoint.model, checkpoint.state
@@ -330,7 +337,8 @@ def start_or_resume(args, checkpoint, splits, folder):
             row.setdefault("lr", saved_lr)
         if saved_lr != args.lr:
             folder.log(f"learning rate {saved_lr} until epoch {state.epoch}, {args.lr} from now on")
-    optimizer = optim.make_optimizer(args.optimizer, model.params, args.lr, args.decrease, args.rho, args.eps)
+    optimizer = optim.make_optimizer(args.optimizer, model, args.lr, args.decrease, args.rho, args.eps,
+                                     fast=not args.reference)
     if checkpoint is not None:
         try:
             optimizer.load_state_dict(checkpoint.optimizer_state)
@@ -389,6 +397,11 @@ def describe(args, model, splits, log):
         f"valid {splits['valid'].shape[0]}, test {splits['test'].shape[0]}; {args.optimizer} lr {args.lr}, "
         f"batch {args.batch_size}, masks {args.masks} ({args.shuffle}), {device_name(args.gpu)}")
     log(f"independent-pixel baseline: test NLL {data.independent_pixel_nll(splits['train'], splits['test']):.2f}")
+    log("each epoch: its number, the training NLL (the mean over its minibatches), the validation NLL, the "
+        "seconds of training and validation, the training examples per second of training; * a new best")
+    if args.reference:
+        log("training through the reference computation (made.py's dense masked network in the data's numbering, "
+            "the plain loss, optim.py's rules as written): the same numbers as the fast engine, several times slower")
 
 
 def device_name(gpu):
@@ -486,7 +499,7 @@ def interrupted_message(args, epochs_done, saved_epoch, checkpoint_path):
 def finish(args, splits, state, folder, stop, record, best_arrays):
     """Evaluate the best model (the checkpoint's, best_arrays) on the test set; write metrics.json,
     which names that model by its digest, and the learning curve."""
-    best = from_state_arrays(best_arrays, folder.file("checkpoint.npz"), args.gpu)
+    best = from_state_arrays(best_arrays, folder.file("checkpoint.npz"), args.gpu, args.reference)
     test_x = backend.to_device(splits["test"], args.gpu, best.dtype)
     started = time.perf_counter()
     progress = runs.Progress(f"test ({args.test_masks} masks)", "batches", stop.check)

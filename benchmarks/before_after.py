@@ -40,8 +40,9 @@ def best(function, repeat=3):
     return min(times)
 
 model = made.MADE(784, [hidden], direct=direct, n_masks=masks, seed=0)
+weights = model.layout_params if hasattr(type(model), "layout_params") else model.params  # (named .params before)
 if what == "train":
-    optimizer = optim.AdaGrad(model.params, lr=0.01)
+    optimizer = optim.AdaGrad(weights, lr=0.01)
     steps = 200 if hidden <= 1000 else 30
     def loop():
         for i in range(steps):
@@ -54,7 +55,7 @@ elif what == "evaluate":
 elif what == "sample":
     print(best(lambda: sample(model, 100, seed=0)) * 1000)
 elif what == "memory":
-    optimizer = optim.AdaGrad(model.params, lr=0.01)
+    optimizer = optim.AdaGrad(weights, lr=0.01)
     for i in range(200):
         loss, grads = model.loss_and_grads(x[i * 100:(i + 1) * 100])
         optimizer.step(grads)

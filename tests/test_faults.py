@@ -466,7 +466,7 @@ def test_a_hand_edited_training_state_is_refused(tiny, tmp_path, capsys, tamper)
 def test_out_of_memory_advice_names_the_commands_own_flags(small_run, monkeypatch, capsys):
     def exhausted(*args, **kwargs):
         raise MemoryError("Out of memory allocating 8,000,000 bytes")
-    monkeypatch.setattr(sampling, "sample", exhausted)
+    monkeypatch.setattr(sampling, "sample_mixture", exhausted)
     assert sampling.main([str(small_run), "--no-nearest", "--out", str(small_run / "s.png")]) == 2
     line = one_line(capsys.readouterr().err, "8,000,000 bytes", "--n")
     assert "--batch-size" not in line and "--hidden" not in line

@@ -17,14 +17,14 @@ def check_model_gradients(model, x):
     """Compare every parameter's gradient with finite differences, at a generic point: random
     biases keep hidden units off relu's kink, where the derivative does not exist."""
     rng = np.random.default_rng(0)
-    for name, param in model.params.items():
+    for name, param in model.layout_params.items():
         if name.startswith("b"):
             param[...] = rng.uniform(0.1, 0.5, param.shape) * rng.choice([-1, 1], param.shape)
     for loss_and_grads in (model.reference_loss_and_grads, model.loss_and_grads):  # dense, then staircase
         _, grads = loss_and_grads(x)
-        assert set(grads) == set(model.params)
+        assert set(grads) == set(model.layout_params)
         grads = {name: np.array(grad) for name, grad in grads.items()}  # the fast path's are reused buffers
-        for name, param in model.params.items():
+        for name, param in model.layout_params.items():
             error = check_gradient(lambda: loss_and_grads(x)[0], param, grads[name])
             assert error < 1e-6, f"{name}: relative error {error:.2e} ({loss_and_grads.__name__})"
 
@@ -57,7 +57,7 @@ def test_orthogonal_init_gradients_and_orthogonality():
     np.testing.assert_allclose(w @ w.T, np.eye(4), atol=1e-12)
     # a cycle keeps every weight (each mask uses others); in any numbering of the units
     model = MADE(6, [9, 4], init="orthogonal", n_masks=2, dtype="float64", seed=9)
-    w = model.params["W0"]
+    w = model.layout_params["W0"]
     np.testing.assert_allclose(w.T @ w, np.eye(6), atol=1e-12)
     check_model_gradients(model, random_binary((5, 6), seed=10))
 
@@ -94,7 +94,7 @@ def test_changing_an_input_never_changes_earlier_outputs(seed):
     model = MADE(n_in, hidden, direct=not hidden or bool(rng.integers(2)), cond_mask=bool(rng.integers(2)),
                  activation=str(rng.choice(["relu", "tanh"])), dtype="float64", seed=seed)
     # random weights and biases everywhere, so that no zero hides a connection
-    for param in model.params.values():
+    for param in model.layout_params.values():
         param[...] = rng.standard_normal(param.shape)
     position = input_degrees(model.ordering)
     x = random_binary((3, n_in), seed=seed)
@@ -136,7 +136,7 @@ def test_natural_and_given_orderings():
 @pytest.mark.parametrize("hidden,direct", [([7], False), ([7, 5], True), ([], True)])
 def test_zero_model_gives_d_log_2(hidden, direct):
     model = MADE(6, hidden, direct=direct, dtype="float64")
-    for param in model.params.values():
+    for param in model.layout_params.values():
         param[...] = 0
     log_p = model.log_prob(random_binary((4, 6)))
     np.testing.assert_allclose(log_p, -6 * math.log(2), rtol=1e-14)
@@ -151,8 +151,8 @@ def test_log_prob_is_a_normalised_distribution():
 
 def test_nll_finite_for_extreme_logits():
     model = MADE(6, [7], direct=True)
-    model.params["b1"][:] = 1e4
-    model.params["b1"][::2] = -1e4
+    model.layout_params["b1"][:] = 1e4
+    model.layout_params["b1"][::2] = -1e4
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         loss, grads = model.loss_and_grads(random_binary((4, 6)))
     assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())
@@ -161,7 +161,7 @@ def test_nll_finite_for_extreme_logits():
 def test_float32_by_default_and_no_upcast():
     model = MADE(6, [7], direct=True, cond_mask=True)
     x = random_binary((4, 6)).astype(np.float32)
-    assert all(p.dtype == np.float32 for p in model.params.values())
+    assert all(p.dtype == np.float32 for p in model.layout_params.values())
     assert model.forward(x).dtype == np.float32
     assert model.log_prob(x).dtype == np.float32
     assert all(g.dtype == np.float32 for g in model.loss_and_grads(x)[1].values())
@@ -171,7 +171,7 @@ def test_changes_to_params_in_place_take_effect():
     model = MADE(6, [7])
     x = random_binary((4, 6))
     before = model.log_prob(x).copy()
-    model.params["b1"] += 1.0
+    model.layout_params["b1"] += 1.0
     assert not np.array_equal(model.log_prob(x), before)
 
 
@@ -192,7 +192,7 @@ def test_float32_model_agrees_with_float64():
 def test_save_then_load_reproduces_log_prob_exactly(tmp_path, options):
     model = MADE(6, seed=16, **options)
     rng = np.random.default_rng(17)
-    for param in model.params.values():
+    for param in model.layout_params.values():
         param[...] += rng.standard_normal(param.shape)
     model.next_mask()
     model.next_mask()
@@ -218,7 +218,7 @@ def test_load_refuses_a_file_that_is_not_a_model(tmp_path, small_npz):
 
 
 def bits(model):
-    return {name: value.tobytes() for name, value in model.params.items()}
+    return {name: value.tobytes() for name, value in model.layout_params.items()}
 
 
 @pytest.mark.parametrize("options", [dict(hidden_sizes=[9, 8], direct=True, cond_mask=True),
@@ -231,7 +231,7 @@ def test_reading_leaves_every_parameter_bit_identical(options, written):
     model = MADE(7, seed=20, **options)
     if written:  # whatever a user put anywhere, the places the masks remove included
         rng = np.random.default_rng(21)
-        for param in model.params.values():
+        for param in model.layout_params.values():
             param[...] = rng.standard_normal(param.shape)
     x = random_binary((600, 7), seed=22)  # enough examples for the sorted copies of a cycle's masks
     before = bits(model)

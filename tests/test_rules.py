@@ -394,7 +394,7 @@ def test_the_api_refuses_options_of_the_wrong_type(options, argument):
     (optim.Adam, dict(eps=float("nan")), "eps")])
 def test_optimizers_refuse_settings_outside_their_rule(rule, options, argument):
     with pytest.raises(ValueError, match=argument):
-        rule(MADE(4, [6]).params, **options)
+        rule(MADE(4, [6]), **options)
 
 
 def test_optimizers_refuse_parameters_that_are_not_arrays():

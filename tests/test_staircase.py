@@ -29,7 +29,7 @@ def ids(options):
 def randomised(model, seed):
     """Random weights everywhere, the removed ones included: the fast path must not rely on them."""
     rng = np.random.default_rng(seed)
-    for param in model.params.values():
+    for param in model.layout_params.values():
         param[...] = rng.standard_normal(param.shape)
     return model
 
@@ -44,7 +44,7 @@ def test_loss_and_every_gradient_equal_the_reference(options, cycle, blocks):
         x = random_binary((7, 10), seed=step)
         reference_loss, reference_grads = model.reference_loss_and_grads(x)
         loss, grads = model.loss_and_grads(x)
-        assert set(grads) == set(reference_grads) == set(model.params)
+        assert set(grads) == set(reference_grads) == set(model.layout_params)
         np.testing.assert_allclose(float(loss), float(reference_loss), rtol=1e-12)
         for name in grads:
             np.testing.assert_allclose(grads[name], reference_grads[name], rtol=1e-10, atol=1e-12, err_msg=name)
@@ -137,13 +137,13 @@ def test_writing_into_removed_weights_cannot_break_the_autoregressive_property()
     before = model.forward(x)
     masks = model.engine.layout_masks()
     for name in ("W0", "W1", "W_direct"):  # every removed weight (mask 0) set to a large value
-        model.params[name][masks[name] == 0] = 1e3
-    written = {name: value.copy() for name, value in model.params.items()}
+        model.layout_params[name][masks[name] == 0] = 1e3
+    written = {name: value.copy() for name, value in model.layout_params.items()}
     np.testing.assert_allclose(model.forward(x), before, rtol=1e-12)
     loss, grads = model.loss_and_grads(x)
     for name in ("W0", "W1", "W_direct"):
         assert not grads[name][masks[name] == 0].any(), name
-        np.testing.assert_array_equal(model.params[name], written[name])  # read, never cleaned
+        np.testing.assert_array_equal(model.layout_params[name], written[name])  # read, never cleaned
 
 
 def test_gradients_are_buffers_valid_until_the_next_call():
@@ -178,7 +178,7 @@ def test_updating_only_the_regions_equals_updating_everything(rule, monkeypatch)
     monkeypatch.setattr(staircase, "LONG_ROWS", 1)  # blocks cut at their width, even on short rows
     monkeypatch.setattr(staircase, "BAND", 8)  # and cut into bands of a row or two
     models = [MADE(12, [30, 20], direct=True, cond_mask=True, dtype="float64", seed=17) for _ in range(2)]
-    optimizers = [optim.make_optimizer(rule, model.params) for model in models]
+    optimizers = [optim.make_optimizer(rule, model.layout_params) for model in models]
     for step in range(5):
         x = random_binary((8, 12), seed=step)
         _, grads = models[0].loss_and_grads(x)
@@ -186,8 +186,8 @@ def test_updating_only_the_regions_equals_updating_everything(rule, monkeypatch)
         optimizers[0].step(grads)
         _, grads = models[1].loss_and_grads(x)
         optimizers[1].step(dict(grads))  # a plain dict has no regions: every element updated
-    for name in models[0].params:
-        np.testing.assert_allclose(models[0].params[name], models[1].params[name], rtol=1e-12, err_msg=name)
+    for name in models[0].layout_params:
+        np.testing.assert_allclose(models[0].layout_params[name], models[1].layout_params[name], rtol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("n_out, n_in, strict", [(300, 40, False), (40, 300, True), (7, 7, True), (1, 5, False)])
