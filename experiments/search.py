@@ -91,6 +91,27 @@ ROWS = {
 LARGE_VALIDATION = ("connect4", "ocr_letters")  # 8-mask validation, 32-mask test ensembles (above)
 
 
+def seeds(grid, count, first=1):
+    """The grid again with `count` more seeds (orderings, masks, initial weights, minibatches)."""
+    return dict(grid, seed=[str(seed) for seed in range(first, first + count)])
+
+
+# Candidates for each UCI column's best (experiments/best.py mixes them, choosing on validation):
+# further seeds of the configurations that did best on validation, of one mask and of many.
+DNA_AUTHORS = {"optimizer": ["adadelta"], "masks": ["0"], "direct": [True]}
+BEST = {
+    "dna_best": ("dna", [seeds(DNA_AUTHORS, 6), seeds({"optimizer": ["adam4"], "hidden": ["8000"], "direct": [True]}, 4)]),
+    "mushrooms_best": ("mushrooms", [seeds({"optimizer": ["adadelta8"], "hidden": ["1000"], "direct": [True]}, 8, 5),
+                                     seeds({"optimizer": ["adadelta"], "masks": ["32"], "direct": [True],
+                                            "hidden": ["1000,1000"]}, 3)]),
+    "nips_best": ("nips", [seeds({"optimizer": ["adagrad"], "masks": ["32"], "direct": [True], "cond_mask": [True]}, 8),
+                           seeds({"optimizer": ["adagrad"], "hidden": ["500"], "direct": [False]}, 8)]),
+    "adult_best": ("adult", [seeds(ADULT_AUTHORS[0], 6), seeds({"optimizer": ["adadelta"], "masks": ["32"],
+                                                                "direct": [True]}, 6)]),
+}
+ROWS.update(BEST)
+
+
 def flags_of(data, choice):
     """train.py flags for one point of a grid."""
     flags = ["--dataset", data, "--hidden", choice.get("hidden", "500"), "--init", "orthogonal"]
