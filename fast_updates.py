@@ -8,8 +8,8 @@ which makes a new array for every operation: five arrays the size of the piece, 
 Here the same operations run in the same order, each writing into a buffer kept between steps,
 so a step allocates nothing and the numbers are the same, bit for bit (tests/test_optim.py holds
 every rule's two forms equal). Optimizer.step uses these unless told to use the equations
-(Optimizer(..., fast=False), as train.py --reference does). On 2 CPU cores they take Adam's step
-at 784-500-784 from 2.7 to 1.5 ms (BENCHMARKS.md): a fifth of a training step.
+(Optimizer(..., fast=False), as train.py --reference does). Written as equations, Adam's update
+took 2.7 ms a step at 784-500-784 on 2 CPU cores where this form takes 1.5 (BENCHMARKS.md).
 
 Each function takes the rule (its settings: lr, eps, …, and t), the piece of the parameter θ, its
 gradient g, its slots, and scratch(like, k): buffer k shaped like `like`.
@@ -68,8 +68,7 @@ def adam(rule, theta, g, m, v, scratch):
     xp.divide(v, 1 - beta2 ** t, out=work)
     xp.sqrt(work, out=work)
     work += rule.eps                  # √v̂ + ε
-    xp.divide(m, 1 - beta1 ** t, out=step)
-    step *= rule.lr
+    xp.multiply(m, rule.lr / (1 - beta1 ** t), out=step)
     step /= work                      # η m̂ / (√v̂ + ε)
     theta -= step
 

@@ -179,8 +179,8 @@ class Adam(Optimizer):
         xp, t, beta1, beta2 = backend.module_of(theta), self.t + 1, self.beta1, self.beta2
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * (g * g)
-        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
-        theta -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+        v_hat = v / (1 - beta2 ** t)
+        theta -= self.lr / (1 - beta1 ** t) * m / (xp.sqrt(v_hat) + self.eps)  # η m̂ / (√v̂ + ε), m̂ = m / (1 − β₁ᵗ)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "adadelta": AdaDelta, "adam": Adam}

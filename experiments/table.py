@@ -32,6 +32,12 @@ ROWS = {
     "mushrooms_masks": ("Mushrooms, mask sampling", "9.69", False),
     "nips_1mask": ("NIPS-0-12, 1 mask", "280.25", False),
     "nips_masks": ("NIPS-0-12, mask sampling", "277.28", False),
+    "adult_1mask": ("Adult, 1 mask", "13.12", False),
+    "adult_masks": ("Adult, mask sampling", "13.13", False),
+    "connect4_1mask": ("Connect4, 1 mask", "11.90", False),
+    "connect4_masks": ("Connect4, mask sampling", "11.90", False),
+    "ocr_letters_1mask": ("OCR-letters, 1 mask", "28.34", False),
+    "ocr_letters_masks": ("OCR-letters, mask sampling", "30.04", False),
 }
 
 
