@@ -16,7 +16,8 @@ exact and normalised, in one forward pass.
 
 Read top to bottom: orderings and degrees, the masks, the layers, the dense masked forward pass and
 backpropagation, then the MADE: its masks, the reference (the equations in plain code), the same
-numbers fast (engine.py multiplies only what the masks keep), ensembles, saving and loading.
+numbers fast (engine.py multiplies only what the masks keep), ensembles and mixtures, saving and
+loading.
 Parameters (param_shapes): W_l (hidden_sizes[l], fan_in) and b_l per hidden layer, W_L and b_L for
 the output (only b0 when hidden_sizes=[], the shallow MADE), W_direct (D, D) with direct, and with
 cond_mask a U per masked weight (the authors' mask-conditioning term 1·(U ⊙ M)ᵀ, a bias that
@@ -35,6 +36,7 @@ from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, linear
                       mask_conditioning, mask_conditioning_backward, mask_weight)
 from config import Config, count_distinct_masks, is_int, require
 from engine import Engine
+from weights import check_params, init_params
 
 
 
@@ -109,7 +111,7 @@ def mask_matrices(degrees, layers, xp=np, dtype="float32"):
 
 
 # ----------------------------------------------------------------------------------------------
-# The layers a configuration (config.py) defines, and their parameters
+# The layers a configuration (config.py) defines, and their parameters (weights.py initialises them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,41 +151,6 @@ def param_shapes(config, layers):
     for layer in layers:
         shapes.update({cond: shapes[name] for (name, _), cond in zip(layer.inputs, layer.conds) if cond})
     return shapes
-
-
-def init_weight(shape, kind, rng):
-    """'uniform': U(−r, r), r = √(6 / (fan_in + fan_out)) (Glorot & Bengio 2010).
-    'orthogonal': rows (or columns) orthonormal, from the QR decomposition of a Gaussian matrix."""
-    fan_out, fan_in = shape
-    if kind == "uniform":
-        limit = np.sqrt(6.0 / (fan_in + fan_out))
-        return rng.uniform(-limit, limit, size=shape)
-    q, r = np.linalg.qr(rng.standard_normal((max(shape), min(shape))))
-    q *= np.sign(np.diag(r))  # makes the decomposition unique, so Q is uniformly distributed
-    return q if fan_out >= fan_in else q.T
-
-
-def init_params(shapes, kind, seed):
-    """Host float64 weights from init_weight, in the order of `shapes`, from the seed's stream;
-    biases zero. Drawn on the host so CPU and GPU runs start from the same numbers."""
-    rng = backend.random_generator(seed, "init")
-    return {name: np.zeros(shape) if len(shape) == 1 else init_weight(shape, kind, rng)
-            for name, shape in shapes.items()}
-
-
-def check_params(params, shapes, dtype):
-    """Given weights must have exactly the names and shapes the architecture defines, and be finite
-    in the model's dtype (1e39 is finite in float64, infinite in float32)."""
-    require(isinstance(params, dict), f"params must map parameter names to arrays, not {type(params).__name__}")
-    require(set(params) == set(shapes), f"parameters {sorted(set(params) ^ set(shapes))} do not match the architecture")
-    for name, shape in shapes.items():
-        value = params[name]
-        require(hasattr(value, "shape") and tuple(value.shape) == shape and value.dtype.kind == "f",
-                f"{name} has shape {tuple(getattr(value, 'shape', ()))} ({getattr(value, 'dtype', type(value).__name__)})"
-                f", the architecture needs {shape} (float)")
-        with np.errstate(over="ignore", invalid="ignore"):  # (what the check is for)
-            finite = bool(backend.module_of(value).isfinite(value.astype(dtype, copy=False)).all())
-        require(finite, f"{name} holds values that are NaN or infinite in {dtype}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,18 +405,18 @@ class MADE:
                 total = log_p if total is None else self.xp.logaddexp(total, log_p, out=total)
         return total - math.log(n_masks)
 
-    # -- saving and loading: model_file.py ---------------------------------------------------
+    # -- saving and loading: weights.py -------------------------------------------------------
 
     def save(self, path):
         """One .npz (weights in the data's numbering, config as JSON, mask index), written atomically."""
-        import model_file
-        model_file.save(self, path)
+        import weights
+        weights.save(self, path)
 
     @classmethod
     def load(cls, path, gpu=False, reference=False):
         """The model saved at `path`; a corrupt, foreign or inconsistent file raises CheckpointError."""
-        import model_file
-        return model_file.load(path, gpu, reference)
+        import weights
+        return weights.load(path, gpu, reference)
 
 
 def mixture_log_prob(models, x, n_masks=None, **options):

@@ -31,7 +31,7 @@ import cli
 import data
 import files
 from made import MADE, CheckpointError, mixture_log_prob
-from model_file import from_state_arrays, state_arrays
+from weights import from_state_arrays, state_arrays
 
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json", "train.log", "learning_curve.png")
 

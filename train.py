@@ -35,7 +35,7 @@ import runs
 from autograd import ACTIVATIONS
 from config import INITS, SHUFFLES, count_distinct_masks
 from made import MADE
-from model_file import from_state_arrays
+from weights import from_state_arrays
 
 # Settings that --resume lets you change; every other flag given again must match the run. (--dataset
 # may name the run's data where they are now: the run knows them by their

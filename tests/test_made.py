@@ -8,7 +8,8 @@ import pytest
 from autograd import check_gradient
 from conftest import random_binary
 import backend
-from made import MADE, CheckpointError, init_weight, input_degrees
+from made import MADE, CheckpointError, input_degrees
+from weights import init_weight
 
 ARCHITECTURES = [[9], [9, 8], [9, 8, 7]]
 
