@@ -8,8 +8,9 @@ which makes a new array for every operation: five arrays the size of the piece, 
 Here the same operations run in the same order, each writing into a buffer kept between steps,
 so a step allocates nothing and the numbers are the same, bit for bit (tests/test_optim.py holds
 every rule's two forms equal). Optimizer.step uses these unless told to use the equations
-(Optimizer(..., fast=False), as train.py --reference does). Written as equations, Adam's update
-took 2.7 ms a step at 784-500-784 on 2 CPU cores where this form takes 1.5 (BENCHMARKS.md).
+(Optimizer(..., fast=False), as train.py --reference does). At 784-500-784 on a 2-core CPU, a
+step of Adam takes 1.75 ms as written and 1.26 ms in this form, AdaDelta 2.31 and 1.77, AdaGrad
+0.74 and 0.70 (benchmarks/optimizer_step.py, BENCHMARKS.md).
 
 Each function takes the rule (its settings: lr, eps, …, and t), the piece of the parameter θ, its
 gradient g, its slots, and scratch(like, k): buffer k shaped like `like`.
