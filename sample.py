@@ -24,7 +24,7 @@ import cli
 import data
 import files
 import runs
-from ancestral import complete, completes_in_own_ordering, sample, sample_mixture  # noqa: F401  (the public API too)
+from ancestral import complete, completes_in_own_ordering, sample, sample_mixture  # noqa: F401 (public API)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     python experiments/table.py             # RESULTS.md's table: every row, its script, epochs, time, machine
     python experiments/table.py --compact   # README.md's: the paper against this project, one line a row
+    python experiments/table.py --best      # RESULTS.md's "beyond the paper": each UCI column's best here
 """
 import argparse
 import json
@@ -83,28 +84,87 @@ def rows():
         yield row, what, paper, None, status
 
 
+# The README's compact table: one line per row of the paper, showing the run of this project that
+# comes closest to it (the lowest test NLL among the rows that reproduce it, variants included).
+PAPER_ROWS = [
+    ("binarized MNIST, 784-500-784, 1 mask", ["mnist_500_1mask", "mnist_500_1mask_adam", "mnist_500_1mask_direct_adam"]),
+    ("binarized MNIST, 784-500-784, 32 masks", ["mnist_500_32masks", "mnist_500_32masks_adam",
+                                                "mnist_500_32masks_direct_adam", "mnist_500_32masks_connectivity_adam",
+                                                "mnist_500_32masks_connectivity_direct_adam"]),
+    ("binarized MNIST, 1 hidden layer of 8000, 1 mask", ["mnist_8000_1mask"]),
+    ("binarized MNIST, 1 hidden layer of 8000, 32 masks", ["mnist_8000_32masks", "mnist_8000_32masks_adam"]),
+    ("binarized MNIST, 2 hidden layers of 8000, 1 mask", ["mnist_8000x2_1mask"]),
+    ("binarized MNIST, 2 hidden layers of 8000, 32 masks", ["mnist_8000x2_32masks"]),
+] + [(ROWS[row][0], [row]) for row in ROWS if not row.startswith("mnist")]
+
+
+def print_compact(found):
+    """One line per row of the paper (PAPER_ROWS): its closest run here, and the variant it is."""
+    print("| data, setting | paper | this project: test NLL ± s.e. (the closest run, if a variant) | met? |")
+    print("| --- | --- | --- | --- |")
+    for label, members in PAPER_ROWS:
+        finished = [(row, found[row]) for row in members if found[row][2] is not None]
+        paper = found[members[0]][1]
+        if not finished:
+            print(f"| {label} | {paper} | {found[members[0]][3]} | |")
+            continue
+        row, (what, _, metrics, _) = min(finished, key=lambda item: item[1][2]["test_nll"])
+        shared = os.path.commonprefix([label, what])
+        shared = shared if shared == label else shared[:shared.rfind(", ") + 2]  # whole phrases only
+        variant = what[len(shared):].lstrip(", ")
+        masks = metrics["config"].get("test_masks", 1)
+        variant = ", ".join(filter(None, [variant, f"{masks}-mask ensemble" if masks > 1 else ""]))
+        nll, stderr = metrics["test_nll"], metrics["test_nll_stderr"]
+        print(f"| {label} | {paper} | **{nll:.2f} ± {stderr:.2f}**{f' ({variant})' if variant else ''} | "
+              f"{verdict(nll, stderr, figure_to_meet(paper))} |")
+
+
+# The UCI columns of the paper's Table 2 that have data here, in its order, and their names there.
+BEST_COLUMNS = {"adult": "Adult", "connect4": "Connect4", "dna": "DNA", "mushrooms": "Mushrooms",
+                "nips": "NIPS-0-12", "ocr_letters": "OCR-letters"}
+
+
+def print_best():
+    """Each column's entry in results/best_SET/metrics.json (experiments/best.py) against the best
+    figure of any model in the paper's table."""
+    print("| column | best in the paper | this project: test NLL ± s.e. | gap | mixture of | training, all members | validation NLL |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, column in BEST_COLUMNS.items():
+        path = os.path.join(ROOT, "results", f"best_{name}", "metrics.json")
+        if not os.path.exists(path):
+            print(f"| {column} | | not yet built (`python experiments/best.py {name}`) | | | | |")
+            continue
+        with open(path) as file:
+            best = json.load(file)
+        gap = best["gap"]
+        verdict = f"**{gap:+.2f}**, better" if gap < 0 else f"+{gap:.2f} ({gap / best['test_nll_stderr']:.1f} s.e.), short"
+        print(f"| {column} | {best['paper_best']:.2f} ({best['paper_best_model']}) | **{best['test_nll']:.2f} ± "
+              f"{best['test_nll_stderr']:.2f}** | {verdict} | {len(best['members'])} run{'s' if len(best['members']) > 1 else ''} "
+              f"| {best['train_seconds'] / 60:.0f} min | {best['valid_nll']:.2f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Print the results table from results/ROW/metrics.json.")
     parser.add_argument("--compact", action="store_true", help="the README's table: paper, this project, met?")
-    compact = parser.parse_args(argv).compact
-    if compact:
-        print("| data, setting | paper | this project: test NLL ± s.e. | met? |")
-        print("| --- | --- | --- | --- |")
-    else:
-        print("| data, setting | paper | this project: test NLL ± s.e. | met? | best / run epochs | wall time | machine | script |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    parser.add_argument("--best", action="store_true", help="RESULTS.md's table of each UCI column's best here")
+    parsed = parser.parse_args(argv)
+    if parsed.best:
+        print_best()
+        return
+    if parsed.compact:
+        print_compact({row: (what, paper, metrics, status) for row, what, paper, metrics, status in rows()})
+        return
+    print("| data, setting | paper | this project: test NLL ± s.e. | met? | best / run epochs | wall time | machine | script |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row, what, paper, metrics, status in rows():
         script = f"`experiments/{row}.sh`"
         if metrics is None:
-            print(f"| {what} | {paper} | {status} | |" + ("" if compact else f" | | | {script} |"))
+            print(f"| {what} | {paper} | {status} | | | | | {script} |")
             continue
         masks = metrics["config"].get("test_masks", 1)
         what += f" ({masks}-mask ensemble)" if masks > 1 else ""
         nll, stderr = metrics["test_nll"], metrics["test_nll_stderr"]
         result = f"| {what} | {paper} | **{nll:.2f} ± {stderr:.2f}** | {verdict(nll, stderr, figure_to_meet(paper))} |"
-        if compact:
-            print(result)
-            continue
         # The look-ahead ends a run --patience epochs after its best; anything sooner was the --epochs cap.
         capped = metrics["epochs_run"] - metrics["best_epoch"] < metrics["config"].get("patience", 30)
         epochs = f"{metrics['best_epoch']} / {metrics['epochs_run']}" + (" (cap)" if capped else "")

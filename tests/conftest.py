@@ -1,5 +1,7 @@
-"""Shared helpers: the project root on sys.path, small data sets made on the spot, the real data."""
+"""Shared helpers: the project root on sys.path, small data sets made on the spot, the real data,
+running a command line, and the one-line refusal every user error must be."""
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -31,3 +33,24 @@ def real_data_dir(name):
     if not directory or not os.path.exists(os.path.join(directory, name + ".npz")):
         pytest.skip(f"{name}.npz not found: set MADE_DATA_DIR to the folder holding the MADE data sets")
     return directory
+
+
+def tiny_splits(seed=0, width=16):
+    """Three small splits (200, 50, 50 rows) of 0/1 values, about 30 % ones."""
+    rng = np.random.default_rng(seed)
+    return [(rng.random((n, width)) < 0.3).astype(np.float32) for n in (200, 50, 50)]
+
+
+def run_cli(script, *args, cwd=None, env=None, timeout=120, **kwargs):
+    """A command line run as a user runs it; the arguments as given (bytes for a non-UTF-8 path)."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(os.fsencode, map(str, args))],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, **kwargs)
+
+
+def one_line(text, *words):
+    """The single non-empty line of `text` (no traceback), which must contain every one of `words`."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in text, text
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]

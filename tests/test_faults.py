@@ -21,7 +21,7 @@ import optim
 import runs
 import sample as sampling
 import train
-from conftest import ROOT, random_binary, write_npz
+from conftest import one_line, random_binary, ROOT, write_npz
 from made import MADE
 
 
@@ -35,12 +35,6 @@ def run_cli(script, *args, timeout=120):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def one_line(text, *words):
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in text, text
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 @pytest.fixture

@@ -8,16 +8,10 @@ import evaluate
 import runs
 import sample as sampling
 import train
-from conftest import write_npz
+from conftest import one_line, write_npz
 from made import mixture_log_prob
 
 
-def one_line(text, *words):
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in text, text
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 def splits(seed=0, width=12):

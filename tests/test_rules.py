@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import runs
 import sample as sampling
 import train
 from ancestral import complete, sample
-from conftest import ROOT, random_binary, write_npz
+from conftest import one_line, random_binary, ROOT, run_cli, tiny_splits, write_npz
 from made import MADE, CheckpointError
 
 
@@ -41,22 +40,10 @@ completions = load_experiment("completions")
 draw_masks = load_experiment("draw_masks")
 
 
-def one_line(text, *words):
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in text, text
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
-def run_cli(script, *args, cwd=None, env=None, timeout=120, **kwargs):
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(os.fsencode, map(str, args))],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, **kwargs)
 
 
-def tiny_splits(seed=0, width=16):
-    rng = np.random.default_rng(seed)
-    return [(rng.random((n, width)) < 0.3).astype(np.float32) for n in (200, 50, 50)]
 
 
 @pytest.fixture
