@@ -52,6 +52,7 @@ class Optimizer:
     operation); fast=False runs update() as written here."""
 
     slots = ()  # names of the per-parameter state arrays, set by each rule
+    weight_decay = 0.0  # λ of an L2 penalty (λ/2)‖W‖² on the weights, not the biases: g ← g + λθ (make_optimizer)
 
     def __init__(self, params, fast=True):
         params = getattr(params, "layout_params", params)  # a MADE: the weights as its engine keeps them
@@ -71,11 +72,21 @@ class Optimizer:
         for name, piece in parts(grads):
             theta, g = self.params[name][piece], grads[name][piece]
             state = [self.state[slot][name][piece] for slot in self.slots]
+            if self.weight_decay and theta.ndim == 2:  # a weight (biases are vectors): the penalty's gradient
+                g = self.decayed(theta, g)
             if self.fast_form is not None:
                 self.fast_form(self, theta, g, *state, self.scratch)
             else:
                 self.update(theta, g, *state)
         self.t += 1
+
+    def decayed(self, theta, g):
+        """g + λθ: the gradient with the L2 penalty's (in a scratch buffer for the fast forms)."""
+        if self.fast_form is None:
+            return g + self.weight_decay * theta
+        work = backend.module_of(theta).multiply(theta, self.weight_decay, out=self.scratch(g, 2))
+        work += g
+        return work
 
     def update(self, theta, g, *slots):
         raise NotImplementedError
@@ -187,9 +198,10 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "adadelta": AdaDelta, "adam": Adam
 DEFAULT_LR = {"sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 1e-3}
 
 
-def make_optimizer(name, params, lr=None, decrease=0.0, rho=None, eps=None, fast=True):
+def make_optimizer(name, params, lr=None, decrease=0.0, rho=None, eps=None, fast=True, weight_decay=0.0):
     """The optimizer called `name`; lr, rho (AdaDelta) and eps take each rule's default when None;
-    fast=False: the rules as written (Optimizer)."""
+    fast=False: the rules as written (Optimizer); weight_decay: λ of an L2 penalty on the weights."""
+    require_number("weight_decay", weight_decay, 0, low_open=False)
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {name!r}")
     options = {"lr": DEFAULT_LR[name] if lr is None else lr, "fast": fast}
@@ -199,7 +211,9 @@ def make_optimizer(name, params, lr=None, decrease=0.0, rho=None, eps=None, fast
         options["rho"] = rho
     if name != "sgd" and eps is not None:
         options["eps"] = eps
-    return OPTIMIZERS[name](params, **options)
+    optimizer = OPTIMIZERS[name](params, **options)
+    optimizer.weight_decay = weight_decay
+    return optimizer
 
 
 def train_epoch(model, optimizer, x, order, batch_size, after_step=None):

@@ -116,6 +116,9 @@ def add_training_flags(add):
     add("--rho", type=cli.positive_float, default=None, help="adadelta only: decay of its running averages (default: 0.95)")
     add("--eps", type=cli.positive_float, default=None,
         help="the ε of adagrad, adadelta and adam (defaults: 1e-6, 1e-6, 1e-8)")
+    add("--weight-decay", type=cli.non_negative_float, default=0.0,
+        help="λ of an L2 penalty (λ/2)‖W‖² on the weights (not the biases): every step's gradient gets λθ; the "
+             "NLLs reported are without it (default: %(default)s, none, as in the paper)")
     add("--batch-size", type=cli.positive_int, default=100, help="examples per minibatch (default: %(default)s)")
     add("--epochs", type=cli.positive_int, default=1000,
         help="the most epochs to train (default: %(default)s); may be raised on --resume to train a run further")
@@ -338,7 +341,7 @@ def start_or_resume(args, checkpoint, splits, folder):
         if saved_lr != args.lr:
             folder.log(f"learning rate {saved_lr} until epoch {state.epoch}, {args.lr} from now on")
     optimizer = optim.make_optimizer(args.optimizer, model, args.lr, args.decrease, args.rho, args.eps,
-                                     fast=not args.reference)
+                                     fast=not args.reference, weight_decay=args.weight_decay)
     if checkpoint is not None:
         try:
             optimizer.load_state_dict(checkpoint.optimizer_state)

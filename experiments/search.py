@@ -124,6 +124,8 @@ def flags_of(data, choice):
         flags.append("--cond-mask")
     masks = choice.get("masks", "1")
     flags += ["--masks", masks]
+    if "weight_decay" in choice:
+        flags += ["--weight-decay", choice["weight_decay"]]
     if "seed" in choice:
         flags += ["--seed", choice["seed"]]
     if data in LARGE_VALIDATION and masks != "1":

@@ -99,3 +99,26 @@ def test_the_fast_form_of_every_rule_gives_its_equations_numbers_bit_for_bit(nam
     np.testing.assert_array_equal(params[True]["W"], params[False]["W"])
     for key, value in optimizers[True].state_dict().items():
         np.testing.assert_array_equal(value, optimizers[False].state_dict()[key])
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_weight_decay_adds_its_gradient_to_the_weights_only_in_both_forms(name):
+    """weight_decay λ: every rule sees g + λθ for a weight (2-D) and g for a bias, as written and in
+    its fast form, bit for bit alike."""
+    rng = np.random.default_rng(4)
+    start = {"W": rng.standard_normal((6, 5)), "b": rng.standard_normal(6)}
+    grads = [{"W": rng.standard_normal((6, 5)), "b": rng.standard_normal(6)} for _ in range(3)]
+    results = {}
+    for label, (decay, fast) in {"decayed": (0.1, True), "decayed plain": (0.1, False), "by hand": (0.0, False)}.items():
+        params = {key: value.copy() for key, value in start.items()}
+        optimizer = optim.make_optimizer(name, params, fast=fast, weight_decay=decay)
+        for grad in grads:
+            if label == "by hand":  # the penalty's gradient added to the weight's gradient, before the step
+                grad = dict(grad, W=grad["W"] + 0.1 * params["W"])
+            optimizer.step(grad)
+        results[label] = params
+    np.testing.assert_array_equal(results["decayed"]["W"], results["decayed plain"]["W"])
+    np.testing.assert_allclose(results["decayed"]["W"], results["by hand"]["W"], rtol=1e-12)
+    np.testing.assert_array_equal(results["decayed"]["b"], results["by hand"]["b"])
+    with pytest.raises(ValueError, match="weight_decay"):
+        optim.make_optimizer(name, start, weight_decay=-1)
