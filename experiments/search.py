@@ -97,15 +97,23 @@ def seeds(grid, count, first=1):
 
 
 # Candidates for each UCI column's best (experiments/best.py mixes them, choosing on validation):
-# further seeds of the configurations that did best on validation, of one mask and of many.
+# further seeds of the configurations that did best on validation, of one mask and of many, and
+# the same configurations with an L2 penalty on the weights (--weight-decay), for the small sets
+# that overfit within tens of epochs.
 DNA_AUTHORS = {"optimizer": ["adadelta"], "masks": ["0"], "direct": [True]}
 BEST = {
-    "dna_best": ("dna", [seeds(DNA_AUTHORS, 6), seeds({"optimizer": ["adam4"], "hidden": ["8000"], "direct": [True]}, 4)]),
+    "dna_best": ("dna", [seeds(DNA_AUTHORS, 6), seeds({"optimizer": ["adam4"], "hidden": ["8000"], "direct": [True]}, 4),
+                         dict(DNA_AUTHORS, weight_decay=["1e-4", "1e-3"])]),
     "mushrooms_best": ("mushrooms", [seeds({"optimizer": ["adadelta8"], "hidden": ["1000"], "direct": [True]}, 8, 5),
                                      seeds({"optimizer": ["adadelta"], "masks": ["32"], "direct": [True],
-                                            "hidden": ["1000,1000"]}, 3)]),
+                                            "hidden": ["1000,1000"]}, 3),
+                                     {"optimizer": ["adadelta8"], "hidden": ["1000"], "direct": [True],
+                                      "weight_decay": ["1e-4", "1e-3"]}]),
     "nips_best": ("nips", [seeds({"optimizer": ["adagrad"], "masks": ["32"], "direct": [True], "cond_mask": [True]}, 8),
-                           seeds({"optimizer": ["adagrad"], "hidden": ["500"], "direct": [False]}, 8)]),
+                           seeds({"optimizer": ["adagrad"], "hidden": ["500"], "direct": [False]}, 8),
+                           {"optimizer": ["adagrad"], "masks": ["32"], "direct": [True], "cond_mask": [True],
+                            "weight_decay": ["1e-4", "1e-3", "1e-2"]},
+                           {"optimizer": ["adagrad"], "hidden": ["500"], "direct": [False], "weight_decay": ["1e-3", "1e-2"]}]),
     "adult_best": ("adult", [seeds(ADULT_AUTHORS[0], 6), seeds({"optimizer": ["adadelta"], "masks": ["32"],
                                                                 "direct": [True]}, 6)]),
 }
