@@ -428,6 +428,7 @@ class RunWriter:
 
     def __init__(self, folder, every, saved_epoch, data, best):
         self.folder, self.every, self.saved_epoch, self.data, self.best = folder, every, saved_epoch, data, best
+        self.model_epoch = None if best is None else int(best["epoch"])  # whose weights model.npz holds
 
     def epoch_done(self, model, optimizer, state, improved, settings, last, stop):
         """Called after every epoch: keep the model if it improved; write both files when due: every
@@ -438,7 +439,9 @@ class RunWriter:
             runs.save_checkpoint(self.folder.file("checkpoint.npz"), model, optimizer, state, settings,
                                  data=self.data, best=self.best)
             self.saved_epoch = state.epoch
-            runs.write_best_model(self.folder, self.best)
+            if self.model_epoch != state.best_epoch:  # (model.npz already holds it otherwise)
+                files.save_npz(self.folder.file("model.npz"), self.best)
+                self.model_epoch = state.best_epoch
 
 
 def run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop):
