@@ -510,3 +510,22 @@ def test_missing_data_are_found_before_the_run_folder_is_made(tmp_path, monkeypa
     assert train.main(["--dataset", "dna", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
     one_line(capsys.readouterr().err, "dna", "--data-dir", "MADE_DATA_DIR")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_written_before_it_held_the_best_model_still_finishes(tmp_path, capsys):
+    """Older checkpoints hold no best.* arrays: their best model is model.npz, checked by its epoch."""
+    path = write_npz(tmp_path / "tiny.npz", *tiny_splits())
+    out = tmp_path / "run"
+    assert train.main(["--dataset", path, "--hidden", "8", "--optimizer", "sgd", "--lr", "3", "--epochs", "5",
+                       "--patience", "50", "--out", str(out)]) == 0
+    expected = json.loads((out / "metrics.json").read_text())["test_nll"]
+    arrays = dict(np.load(out / "checkpoint.npz"))
+    state = json.loads(str(arrays["train_state"]))
+    assert state["status"]["best_epoch"] < state["status"]["epoch"]  # so the best model is not the current one
+    del state["holds_best"]
+    arrays = {key: value for key, value in arrays.items() if not key.startswith("best.")}
+    arrays["train_state"] = np.array(json.dumps(state))
+    np.savez(out / "checkpoint.npz", **arrays)
+    (out / "metrics.json").unlink()
+    assert train.main(["--resume", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["test_nll"] == expected
