@@ -84,7 +84,7 @@ def command_of(flags):
 def build(data_set):
     out = os.path.join(ROOT, "results", f"best_{data_set}", "metrics.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    runs.check_outputs({"metrics.json": out})
+    runs.check_outputs({"metrics.json": out}, own_run=True)  # (the folder is this script's own)
     pool = candidates(data_set)
     if not pool:
         raise runs.RunError(f"{data_set}: no finished runs in runs/search/{data_set}_*/: run experiments/search.py first")
