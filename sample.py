@@ -138,26 +138,8 @@ def main(argv=None):
     given = cli.given_flags(parser, argv)
 
     def body():
+        refuse_ignored_flags(args, given)
         several = len(args.run_dirs) > 1
-        if several and (args.complete or args.mask is not None):
-            raise data.DataError(f"{'--complete' if args.complete else '--mask'} works on one run; give one RUN_DIR")
-        if args.mask is not None and args.test_masks is not None:
-            raise data.DataError("--mask draws under one mask, --test-masks from an ensemble of masks: leave one out")
-        if args.complete and args.test_masks is not None:
-            raise data.DataError("--test-masks sets the ensemble samples are drawn from; --complete draws under one "
-                                 "ordering per observation pattern, with the observed values first: leave it out")
-        if args.complete and args.mask is not None:
-            raise data.DataError("--mask chooses the mask to sample under; --complete chooses its own (orderings "
-                                 "with the observed values first): leave one out")
-        completion_only = [f"--{flag}" for flag in ("from", "observe", "examples", "completions")
-                           if ("split" if flag == "from" else flag) in given]
-        if completion_only and not args.complete:
-            raise data.DataError(f"{', '.join(completion_only)} belong{'s' if len(completion_only) == 1 else ''} to "
-                                 f"--complete; sampling from scratch does not use {'it' if len(completion_only) == 1 else 'them'}")
-        sampling_only = [f"--{flag.replace('_', '-')}" for flag in ("n", "no_nearest") if flag in given]
-        if sampling_only and args.complete:
-            raise data.DataError(f"{', '.join(sampling_only)} belong{'s' if len(sampling_only) == 1 else ''} to "
-                                 f"sampling from scratch; --complete draws --completions for each of --examples")
         default = "completions.png" if args.complete else "samples_mixture.png" if several else "samples.png"
         out = args.out or os.path.join(args.run_dirs[0], default)
         if not out.lower().endswith(".png"):
@@ -175,6 +157,30 @@ def main(argv=None):
             run_sampling(args, models, settings, splits, out, array_path)
     return cli.run_command("sample.py", args.gpu, body, user_errors=(runs.RunError,),
                            memory_advice="try a smaller --n, or fewer --examples or --completions")
+
+
+def refuse_ignored_flags(args, given):
+    """A DataError for flags the mode asked for would ignore (given: the flags the command line gave):
+    sampling from scratch and completion each have their own, and --complete and --mask take one run."""
+    def listed(flags):
+        return f"{', '.join(flags)} belong{'s' if len(flags) == 1 else ''} to"
+    if len(args.run_dirs) > 1 and (args.complete or args.mask is not None):
+        raise data.DataError(f"{'--complete' if args.complete else '--mask'} works on one run; give one RUN_DIR")
+    if args.mask is not None and (args.test_masks is not None or args.complete):
+        other = ("--complete under orderings with the observed values first" if args.complete
+                 else "--test-masks from an ensemble of masks")
+        raise data.DataError(f"--mask draws under one mask, {other}: leave one out")
+    if args.complete and args.test_masks is not None:
+        raise data.DataError("--test-masks sets the ensemble samples are drawn from; --complete draws under one "
+                             "ordering per observation pattern, with the observed values first: leave it out")
+    completion_only = [f"--{flag}" for flag in ("from", "observe", "examples", "completions")
+                       if ("split" if flag == "from" else flag) in given]
+    if completion_only and not args.complete:
+        raise data.DataError(f"{listed(completion_only)} --complete; sampling from scratch does not use them")
+    sampling_only = [f"--{flag.replace('_', '-')}" for flag in ("n", "no_nearest") if flag in given]
+    if sampling_only and args.complete:
+        raise data.DataError(f"{listed(sampling_only)} sampling from scratch; --complete draws --completions for "
+                             f"each of --examples")
 
 
 def write_outputs(out, array_path, array, picture, what):
