@@ -136,12 +136,12 @@ BEST = {
 NATURAL = {"direct": [True], "ordering": ["natural"]}
 BEST["adult_best"][1].append(dict(NATURAL, optimizer=["adam3", "adadelta"], hidden=["500"]))
 BEST["mushrooms_best"][1].append(dict(NATURAL, optimizer=["adam3", "adadelta8"], hidden=["1000"]))
-BEST["connect4_best"] = ("connect4", [seeds(dict(NATURAL, optimizer=["adam3"], hidden=["500"]), 4),
-                                      dict(NATURAL, optimizer=["adam3"], hidden=["1000", "500,500"]),
+BEST["connect4_best"] = ("connect4", [seeds(dict(NATURAL, optimizer=["adam3"], hidden=["1000"]), 4),
+                                      dict(NATURAL, optimizer=["adam3"], hidden=["2000", "500,500"]),
                                       dict(NATURAL, optimizer=["adam3"], hidden=["500"], masks=["32"],
                                            shuffle=["connectivity"])])
-BEST["ocr_letters_best"] = ("ocr_letters", [seeds(dict(NATURAL, optimizer=["adam3"], hidden=["500"]), 3),
-                                            dict(NATURAL, optimizer=["adam3"], hidden=["1000,1000"]),
+BEST["ocr_letters_best"] = ("ocr_letters", [seeds(dict(NATURAL, optimizer=["adam3"], hidden=["1000"]), 3),
+                                            dict(NATURAL, optimizer=["adam3"], hidden=["2000", "1000,1000"]),
                                             dict(NATURAL, optimizer=["adam3"], hidden=["500"], masks=["32"],
                                                  shuffle=["connectivity"])])
 ROWS.update(BEST)
