@@ -7,8 +7,9 @@ masks' staircases, buffers reused, the loss arranged for speed). This one comput
 the weights in the data's numbering (model.layout_params is natural_params()), the masks of eqs.
 12–13 multiplied in full (made.masked_layers), made.forward_pass and made.backward_pass, and
 autograd's plain Bernoulli NLL. With optim.py's rules as written (fast=False), a training step is
-then nothing but the equations; it costs several times the fast step (BENCHMARKS.md), and the tests
-hold the two to the same numbers.
+then nothing but the equations. On 2 CPU cores a step costs 1.0 to 1.5 times the fast one (the
+more the larger the model: benchmarks/reference_step.py), and the tests hold the two to the same
+numbers.
 """
 import numpy as np
 

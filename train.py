@@ -137,7 +137,8 @@ def add_run_flags(add):
     add("--reference", action="store_true", default=False,
         help="train through the reference computation, to read or step through the paper's equations: the "
              "dense masked network in the data's numbering (made.py, reference.py), the plain loss, optim.py's "
-             "rules as written; the same numbers as the fast engine, several times slower; may change on --resume")
+             "rules as written; the same numbers as the fast engine, up to 1.5 times slower on a CPU; may change on "
+             "--resume")
     add("--out", type=cli.path, default=None, help="run folder (default: runs/DATASET-DATE-TIME)")
     add("--checkpoint-every", type=cli.positive_int, default=1, metavar="N",
         help="write checkpoint.npz and model.npz every N epochs and when the run stops (default: %(default)s); "
@@ -404,7 +405,7 @@ def describe(args, model, splits, log):
         "seconds of training and validation, the training examples per second of training; * a new best")
     if args.reference:
         log("training through the reference computation (made.py's dense masked network in the data's numbering, "
-            "the plain loss, optim.py's rules as written): the same numbers as the fast engine, several times slower")
+            "the plain loss, optim.py's rules as written): the same numbers as the fast engine, more slowly")
 
 
 def device_name(gpu):
