@@ -114,8 +114,7 @@ def seeds(grid, count, first=1):
 # that overfit within tens of epochs.
 DNA_AUTHORS = {"optimizer": ["adadelta"], "masks": ["0"], "direct": [True]}
 BEST = {
-    "dna_best": ("dna", [seeds(DNA_AUTHORS, 6), seeds({"optimizer": ["adam4"], "hidden": ["8000"], "direct": [True]}, 4),
-                         dict(DNA_AUTHORS, weight_decay=["1e-4", "1e-3"])]),
+    "dna_best": ("dna", [seeds(DNA_AUTHORS, 6), dict(DNA_AUTHORS, weight_decay=["1e-4", "1e-3"])]),
     "mushrooms_best": ("mushrooms", [seeds({"optimizer": ["adadelta8"], "hidden": ["1000"], "direct": [True]}, 8, 5),
                                      seeds({"optimizer": ["adadelta"], "masks": ["32"], "direct": [True],
                                             "hidden": ["1000,1000"]}, 3),
