@@ -12,7 +12,8 @@ A row's grid is a union of rectangular grids: the first round, then the rounds t
 the rows that still missed the paper (two hidden layers, the mask-conditioning term, wider layers,
 AdaDelta's ε, the ordering's seed). A configuration
 whose exact flags are already in results/search/ROW.json is not run again, so widening a grid runs
-only its new points; --rerun runs every point afresh.
+only its new points; --rerun runs every point afresh. A point whose run was interrupted (its
+folder holds a checkpoint but no metrics.json) is resumed from that checkpoint, not started again.
 """
 import argparse
 import contextlib
@@ -117,7 +118,7 @@ BEST = {
     "dna_best": ("dna", [seeds(DNA_AUTHORS, 6), dict(DNA_AUTHORS, weight_decay=["1e-4", "1e-3"])]),
     "mushrooms_best": ("mushrooms", [seeds({"optimizer": ["adadelta8"], "hidden": ["1000"], "direct": [True]}, 8, 5),
                                      seeds({"optimizer": ["adadelta"], "masks": ["32"], "direct": [True],
-                                            "hidden": ["1000,1000"]}, 3),
+                                            "hidden": ["1000,1000"]}, 1),
                                      {"optimizer": ["adadelta8"], "hidden": ["1000"], "direct": [True],
                                       "weight_decay": ["1e-4", "1e-3"]}]),
     "nips_best": ("nips", [seeds({"optimizer": ["adagrad"], "masks": ["32"], "direct": [True], "cond_mask": [True]}, 8),
@@ -214,8 +215,10 @@ def search(row, rerun=False):
             results.append(measured[tuple(flags)])
             continue
         out = os.path.join(ROOT, "runs", "search", row, name)
+        interrupted = (not rerun and os.path.exists(os.path.join(out, "checkpoint.npz"))
+                       and not os.path.exists(os.path.join(out, "metrics.json")))
         with contextlib.redirect_stdout(io.StringIO()):
-            code = train.main(flags + ["--out", out, "--force"])
+            code = train.main(flags + ["--out", out] + (["--resume"] if interrupted else ["--force"]))
         if code != 0:
             results.append({"name": name, "flags": flags, "error": code})
             continue

@@ -72,3 +72,39 @@ def test_sample_draws_from_the_mixture_evaluate_scores(three_runs, tmp_path, cap
         one_line(capsys.readouterr().err, complaint)
     assert sampling.main([str(three_runs["masks"]), "--mask", "0", "--test-masks", "2", "--out", str(out)]) == 2
     one_line(capsys.readouterr().err, "--mask", "--test-masks")
+
+
+def load_best():
+    import importlib.util
+    import os
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("best", os.path.join(ROOT, "experiments", "best.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_best_mixes_per_example_nlls_in_probability():
+    """experiments/best.py's mixture of per-example NLLs is −log of the mean of the members' probabilities."""
+    best = load_best()
+    rng = np.random.default_rng(0)
+    members = rng.uniform(1.0, 900.0, size=(3, 50))  # NLLs far apart: exp(−NLL) underflows without the shift
+    expected = -np.logaddexp.reduce(-members, axis=0) + np.log(3)
+    assert np.allclose(best.mixture_nll(members), expected)
+    assert np.allclose(best.mixture_nll(members[:1]), members[0])
+
+
+def test_best_selects_greedily_on_validation_and_stops_when_nothing_helps():
+    """Start from the best candidate alone; add the one that lowers the mixture most; stop when none does.
+    Candidate 0 is best alone; 2 is 0's mirror (good where 0 is bad), so they mix well; 1 is a copy of 0,
+    which would only tilt the equal weights towards 0; 3 is bad everywhere."""
+    best = load_best()
+    good, bad = np.full(10, 1.0), np.full(10, 9.0)
+    first = np.where(np.arange(10) < 5, good, bad - 0.1)  # 0 is best alone by a hair
+    mirror = np.where(np.arange(10) < 5, bad, good)
+    chosen, nll = best.choose([first, first.copy(), mirror, np.full(10, 20.0)])
+    assert chosen == [0, 2]
+    assert nll == pytest.approx(best.mixture_nll([first, mirror]).mean())
+    assert nll < first.mean()
+    alone, alone_nll = best.choose([np.full(10, 3.0), np.full(10, 5.0)])  # mixing with a worse twin never helps
+    assert alone == [0] and alone_nll == 3.0
