@@ -12,7 +12,8 @@ mixture's validation NLL most, until none lowers it. The mixture, log p(x) = log
 is exact and normalised (made.mixture_log_prob, what evaluate.py RUN … reports). Only then is the
 test split read, once, for the chosen mixture. results/best_SET/metrics.json holds its test NLL ±
 standard error, its validation NLL, every member's command, the training time of all members
-together, and every candidate's validation NLL.
+together, every candidate's validation NLL, and every reading of the test split this column has
+had (test_reads: one per build).
 """
 import argparse
 import glob
@@ -76,6 +77,17 @@ def choose(valid):
         best = nll
 
 
+def earlier_test_reads(path):
+    """Every earlier build's reading of the test split for this column, oldest first: a build after
+    more candidates reads the test split again, and the record keeps each reading, not the last."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as file:
+        earlier = json.load(file)
+    return earlier.get("test_reads", [{key: earlier[key] for key in ("test_nll", "test_nll_stderr", "valid_nll")}
+                                      | {"runs": len(earlier["members"]), "candidates": len(earlier["candidates"])}])
+
+
 def command_of(flags):
     return "python train.py " + " ".join(flags)
 
@@ -104,6 +116,9 @@ def build(data_set):
                         "train_seconds": own["train_seconds"], "its_own_test_nll": own["test_nll"]})
     figure, model = PAPER_BEST[data_set]
     stderr = runs.standard_error(test)
+    reads = earlier_test_reads(out) + [{"test_nll": float(test.mean()), "test_nll_stderr": stderr,
+                                        "valid_nll": float(valid_nll), "runs": len(members),
+                                        "candidates": len(pool), "date": time.strftime("%Y-%m-%d %H:%M")}]
     result = {
         "data_set": data_set, "test_nll": float(test.mean()), "test_nll_stderr": stderr, "valid_nll": float(valid_nll),
         "paper_best": figure, "paper_best_model": model, "gap": float(test.mean()) - figure,
@@ -115,6 +130,7 @@ def build(data_set):
         "candidates": [{"run": os.path.relpath(folder, ROOT), "valid_nll": float(v.mean())}
                        for (folder, _, _), v in zip(pool, valid)],
         "machine": runs.machine_info(False), "scoring_seconds": time.perf_counter() - started,
+        "test_reads": reads,
     }
     files.write_json(out, result)
     print(f"{data_set}: test {result['test_nll']:.4f} ± {stderr:.4f} with {len(members)} runs "

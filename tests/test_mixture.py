@@ -108,3 +108,18 @@ def test_best_selects_greedily_on_validation_and_stops_when_nothing_helps():
     assert nll < first.mean()
     alone, alone_nll = best.choose([np.full(10, 3.0), np.full(10, 5.0)])  # mixing with a worse twin never helps
     assert alone == [0] and alone_nll == 3.0
+
+
+def test_best_keeps_every_reading_of_the_test_split(tmp_path):
+    """A rebuilt column's record keeps each earlier build's test figure, not only the last."""
+    import json
+    best = load_best()
+    path = tmp_path / "metrics.json"
+    assert best.earlier_test_reads(str(path)) == []
+    first = {"test_nll": 9.6, "test_nll_stderr": 0.02, "valid_nll": 9.5, "members": [{}, {}], "candidates": [{}] * 5}
+    path.write_text(json.dumps(first))
+    assert best.earlier_test_reads(str(path)) == [{"test_nll": 9.6, "test_nll_stderr": 0.02, "valid_nll": 9.5,
+                                                   "runs": 2, "candidates": 5}]
+    reads = [{"test_nll": 9.6}, {"test_nll": 9.58}]
+    path.write_text(json.dumps(dict(first, test_reads=reads)))
+    assert best.earlier_test_reads(str(path)) == reads
