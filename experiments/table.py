@@ -139,13 +139,14 @@ PAPER_BEST = {"adult": (13.12, "MADE, 1 mask"), "connect4": (11.90, "MADE"), "dn
 def print_best():
     """Each column's entry in results/best_SET/metrics.json (experiments/best.py) against the best
     figure of any model in the paper's table."""
-    print("| column | best in the paper | this project: test NLL ± s.e. | gap | mixture of | training, all members | validation NLL |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| column | best in the paper | this project: test NLL ± s.e. | gap | mixture of | training, all members "
+          "| validation NLL | test reads |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, column in BEST_COLUMNS.items():
         path = os.path.join(ROOT, "results", f"best_{name}", "metrics.json")
         figure, model = PAPER_BEST[name]
         if not os.path.exists(path):
-            print(f"| {column} | {figure:.2f} ({model}) | not yet built (`python experiments/best.py {name}`) | | | | |")
+            print(f"| {column} | {figure:.2f} ({model}) | not yet built (`python experiments/best.py {name}`) | | | | | |")
             continue
         with open(path) as file:
             best = json.load(file)
@@ -153,7 +154,7 @@ def print_best():
         verdict = f"**{gap:+.2f}**, better" if gap < 0 else f"+{gap:.2f} ({gap / best['test_nll_stderr']:.1f} s.e.), short"
         print(f"| {column} | {best['paper_best']:.2f} ({best['paper_best_model']}) | "
               f"**{plus_minus(best['test_nll'], best['test_nll_stderr'])}** | {verdict} | {len(best['members'])} run{'s' if len(best['members']) > 1 else ''} "
-              f"| {best['train_seconds'] / 60:.0f} min | {best['valid_nll']:.2f} |")
+              f"| {best['train_seconds'] / 60:.0f} min | {best['valid_nll']:.2f} | {len(best['test_reads'])} |")
 
 
 def main(argv=None):
