@@ -151,7 +151,12 @@ def print_best():
         with open(path) as file:
             best = json.load(file)
         gap = best["gap"]
-        verdict = f"**{gap:+.2f}**, better" if gap < 0 else f"+{gap:.2f} ({gap / best['test_nll_stderr']:.1f} s.e.), short"
+        digits = 2 if abs(gap) >= 0.01 else 3
+        if gap < 0:
+            verdict = f"**{gap:+.{digits}f}**, better"
+        else:  # not below it: level when within the 95 % interval, else short
+            level = "level (within 1.96 s.e.), not below" if gap <= 1.96 * best["test_nll_stderr"] else "short"
+            verdict = f"+{gap:.{digits}f} ({gap / best['test_nll_stderr']:.1f} s.e.), {level}"
         print(f"| {column} | {best['paper_best']:.2f} ({best['paper_best_model']}) | "
               f"**{plus_minus(best['test_nll'], best['test_nll_stderr'])}** | {verdict} | {len(best['members'])} run{'s' if len(best['members']) > 1 else ''} "
               f"| {best['train_seconds'] / 60:.0f} min | {best['valid_nll']:.2f} | {len(best['test_reads'])} |")
