@@ -189,3 +189,32 @@ def test_the_results_tables_are_what_table_py_prints_from_results(capsys):
         printed = capsys.readouterr().out.strip()
         with open(os.path.join(ROOT, document), encoding="utf-8") as file:
             assert printed in file.read(), f"{document}'s table is not what table.py {' '.join(argv)} prints"
+
+
+def test_search_resumes_an_interrupted_point_and_skips_a_measured_one(tmp_path, monkeypatch, capsys):
+    """A point whose folder holds a checkpoint but no metrics.json continues from it (--resume), and
+    a point already in results/search/ROW.json is not run again."""
+    search = load("search")
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "tiny.npz")
+    np.savez(path, **{f"{split}_data": (rng.random((n, 10)) < 0.3).astype(np.float32)
+                      for split, n in (("train", 100), ("valid", 30), ("test", 30))})
+    monkeypatch.setattr(search, "ROOT", str(tmp_path))
+    monkeypatch.setattr(search, "ROWS", {"tiny": (path, [{"optimizer": ["adam3"], "hidden": ["8"], "epochs": ["4"]}])})
+    name = "epochs=4-hidden=8-optimizer=adam3"
+    out = tmp_path / "runs" / "search" / "tiny" / name
+    flags = search.flags_of(path, {"optimizer": "adam3", "hidden": "8", "epochs": "4"})
+    assert train.main(flags[:-1] + ["2", "--out", str(out)]) == 0  # the same point, stopped after 2 epochs
+    os.remove(out / "metrics.json")                                  # as if interrupted there
+    search.search("tiny")
+    log = (out / "train.log").read_text()
+    assert "resuming" in log and "after epoch 2 (at most 4 epochs)" in log
+    with open(out / "metrics.json") as file:
+        assert json.load(file)["epochs_run"] == 4
+    summary = tmp_path / "results" / "search" / "tiny.json"
+    with open(summary) as file:
+        assert [entry["name"] for entry in json.load(file)["configurations"]] == [name]
+    os.remove(out / "metrics.json")  # measured already: the summary's entry stands, nothing runs
+    search.search("tiny")
+    assert not (out / "metrics.json").exists()
+    capsys.readouterr()
