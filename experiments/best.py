@@ -34,7 +34,6 @@ import runs  # noqa: E402
 from table import PAPER_BEST  # noqa: E402
 
 
-
 def candidates(data_set):
     """(run folder, its search row, its command's flags) of every finished run of the set's searches."""
     found = []
