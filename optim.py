@@ -49,18 +49,22 @@ class Optimizer:
 
     fast=True (the default) runs each rule of this file in its fast form (fast_updates.py: the same
     operations in the same order, in place, so the same numbers without a new array per
-    operation); fast=False runs update() as written here."""
+    operation); fast=False runs update() as written here.
+
+    weight_decay λ adds an L2 penalty (λ/2)‖W‖² on the weights, not the biases: every rule then sees
+    the gradient g + λθ of each weight."""
 
     slots = ()  # names of the per-parameter state arrays, set by each rule
-    weight_decay = 0.0  # λ of an L2 penalty (λ/2)‖W‖² on the weights, not the biases: g ← g + λθ (make_optimizer)
 
-    def __init__(self, params, fast=True):
+    def __init__(self, params, fast=True, weight_decay=0.0):
+        require_number("weight_decay", weight_decay, 0, low_open=False)
         params = getattr(params, "layout_params", params)  # a MADE: the weights as its engine keeps them
         if not isinstance(params, dict) or not all(hasattr(p, "shape") and hasattr(p, "dtype") and p.dtype.kind == "f"
                                                    for p in params.values()):
             raise ValueError("params must be a MADE or a dict of float arrays (name → array, as model.layout_params), "
                              f"not {type(params).__name__}" + (" of lists" if isinstance(params, dict) else ""))
         self.params = params
+        self.weight_decay = weight_decay
         self.t = 0  # number of steps taken
         self.state = {slot: {name: backend.module_of(p).zeros_like(p) for name, p in params.items()}
                       for slot in self.slots}
@@ -116,10 +120,10 @@ class Optimizer:
 class SGD(Optimizer):
     """θ ← θ − η_t g, with the paper's decreasing learning rate η_t = η / (1 + decrease · t)."""
 
-    def __init__(self, params, lr=0.01, decrease=0.0, fast=True):
+    def __init__(self, params, lr=0.01, decrease=0.0, fast=True, weight_decay=0.0):
         require_number("lr", lr, 0)
         require_number("decrease", decrease, 0, low_open=False)
-        super().__init__(params, fast)
+        super().__init__(params, fast, weight_decay)
         self.lr, self.decrease = lr, decrease
 
     def update(self, theta, g):
@@ -134,10 +138,10 @@ class AdaGrad(Optimizer):
 
     slots = ("sum_sq",)
 
-    def __init__(self, params, lr=0.01, eps=1e-6, fast=True):
+    def __init__(self, params, lr=0.01, eps=1e-6, fast=True, weight_decay=0.0):
         require_number("lr", lr, 0)
         require_number("eps", eps, 0)
-        super().__init__(params, fast)
+        super().__init__(params, fast, weight_decay)
         self.lr, self.eps = lr, eps
         for sum_sq in self.state["sum_sq"].values():
             sum_sq += eps
@@ -156,11 +160,11 @@ class AdaDelta(Optimizer):
 
     slots = ("mean_sq_grad", "mean_sq_step")
 
-    def __init__(self, params, lr=1.0, rho=0.95, eps=1e-6, fast=True):
+    def __init__(self, params, lr=1.0, rho=0.95, eps=1e-6, fast=True, weight_decay=0.0):
         require_number("lr", lr, 0)
         require_number("rho", rho, 0, 1, low_open=False)
         require_number("eps", eps, 0)
-        super().__init__(params, fast)
+        super().__init__(params, fast, weight_decay)
         self.lr, self.rho, self.eps = lr, rho, eps
 
     def update(self, theta, g, mean_sq_grad, mean_sq_step):
@@ -178,12 +182,12 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, fast=True):
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, fast=True, weight_decay=0.0):
         require_number("lr", lr, 0)
         require_number("beta1", beta1, 0, 1, low_open=False)
         require_number("beta2", beta2, 0, 1, low_open=False)
         require_number("eps", eps, 0)
-        super().__init__(params, fast)
+        super().__init__(params, fast, weight_decay)
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
 
     def update(self, theta, g, m, v):
@@ -201,19 +205,16 @@ DEFAULT_LR = {"sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 1e-3}
 def make_optimizer(name, params, lr=None, decrease=0.0, rho=None, eps=None, fast=True, weight_decay=0.0):
     """The optimizer called `name`; lr, rho (AdaDelta) and eps take each rule's default when None;
     fast=False: the rules as written (Optimizer); weight_decay: λ of an L2 penalty on the weights."""
-    require_number("weight_decay", weight_decay, 0, low_open=False)
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {name!r}")
-    options = {"lr": DEFAULT_LR[name] if lr is None else lr, "fast": fast}
+    options = {"lr": DEFAULT_LR[name] if lr is None else lr, "fast": fast, "weight_decay": weight_decay}
     if name == "sgd":
         options["decrease"] = decrease
     if name == "adadelta" and rho is not None:
         options["rho"] = rho
     if name != "sgd" and eps is not None:
         options["eps"] = eps
-    optimizer = OPTIMIZERS[name](params, **options)
-    optimizer.weight_decay = weight_decay
-    return optimizer
+    return OPTIMIZERS[name](params, **options)
 
 
 def train_epoch(model, optimizer, x, order, batch_size, after_step=None):

@@ -117,7 +117,7 @@ def print_compact(found):
         if not finished:
             print(f"| {label} | {paper} | {found[members[0]][3]} | |")
             continue
-        row, (what, _, metrics, _) = min(finished, key=lambda item: item[1][2]["test_nll"])
+        _, (what, _, metrics, _) = min(finished, key=lambda item: item[1][2]["test_nll"])
         shared = os.path.commonprefix([label, what])
         shared = shared if shared == label else shared[:shared.rfind(", ") + 2]  # whole phrases only
         variant = what[len(shared):].lstrip(", ")
@@ -153,12 +153,12 @@ def print_best():
         gap = best["gap"]
         digits = 2 if abs(gap) >= 0.01 else 3
         if gap < 0:
-            verdict = f"**{gap:+.{digits}f}**, better"
+            standing = f"**{gap:+.{digits}f}**, better"
         else:  # not below it: level when within the 95 % interval, else short
             level = "level (within 1.96 s.e.), not below" if gap <= 1.96 * best["test_nll_stderr"] else "short"
-            verdict = f"+{gap:.{digits}f} ({gap / best['test_nll_stderr']:.1f} s.e.), {level}"
+            standing = f"+{gap:.{digits}f} ({gap / best['test_nll_stderr']:.1f} s.e.), {level}"
         print(f"| {column} | {best['paper_best']:.2f} ({best['paper_best_model']}) | "
-              f"**{plus_minus(best['test_nll'], best['test_nll_stderr'])}** | {verdict} | {len(best['members'])} run{'s' if len(best['members']) > 1 else ''} "
+              f"**{plus_minus(best['test_nll'], best['test_nll_stderr'])}** | {standing} | {len(best['members'])} run{'s' if len(best['members']) > 1 else ''} "
               f"| {best['train_seconds'] / 60:.0f} min | {best['valid_nll']:.2f} | {len(best['test_reads'])} |")
 
 

@@ -48,9 +48,9 @@ def run_cli(script, *args, cwd=None, env=None, timeout=120, **kwargs):
 
 
 def one_line(text, *words):
-    """The single non-empty line of `text` (no traceback), which must contain every one of `words`."""
+    """The single non-empty line of `text` (no traceback, no warning), which must contain every one of `words`."""
     lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in text, text
+    assert len(lines) == 1 and "Traceback" not in text and "Warning" not in text, text
     for word in words:
         assert word in lines[0], (word, lines[0])
     return lines[0]

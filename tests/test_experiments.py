@@ -1,16 +1,18 @@
 """The experiment scripts' own logic: every point of every search grid is a distinct train.py
 command that train.py accepts, the results tables are what table.py prints and every row has a
-script, and the completion comparison scores each run as ancestral.log_prob_unobserved does."""
+script, the completion comparison scores each run as ancestral.log_prob_unobserved does, a search
+resumes an interrupted point, and best.py mixes runs in probability, chosen greedily on validation."""
 import importlib.util
 import json
 import os
 
 import numpy as np
+import pytest
 
 import backend
 import data
 import train
-from conftest import ROOT
+from conftest import ROOT, tiny_splits, write_npz
 from ancestral import log_prob_unobserved, observed_first_ordering
 from made import sample_ordering
 from runs import load_run
@@ -195,10 +197,7 @@ def test_search_resumes_an_interrupted_point_and_skips_a_measured_one(tmp_path, 
     """A point whose folder holds a checkpoint but no metrics.json continues from it (--resume), and
     a point already in results/search/ROW.json is not run again."""
     search = load("search")
-    rng = np.random.default_rng(0)
-    path = str(tmp_path / "tiny.npz")
-    np.savez(path, **{f"{split}_data": (rng.random((n, 10)) < 0.3).astype(np.float32)
-                      for split, n in (("train", 100), ("valid", 30), ("test", 30))})
+    path = write_npz(tmp_path / "tiny.npz", *tiny_splits(0, 10))
     monkeypatch.setattr(search, "ROOT", str(tmp_path))
     monkeypatch.setattr(search, "ROWS", {"tiny": (path, [{"optimizer": ["adam3"], "hidden": ["8"], "epochs": ["4"]}])})
     name = "epochs=4-hidden=8-optimizer=adam3"
@@ -218,3 +217,43 @@ def test_search_resumes_an_interrupted_point_and_skips_a_measured_one(tmp_path, 
     search.search("tiny")
     assert not (out / "metrics.json").exists()
     capsys.readouterr()
+
+
+def test_best_mixes_per_example_nlls_in_probability():
+    """experiments/best.py's mixture of per-example NLLs is −log of the mean of the members' probabilities."""
+    best = load("best")
+    rng = np.random.default_rng(0)
+    members = rng.uniform(1.0, 900.0, size=(3, 50))  # NLLs far apart: exp(−NLL) underflows without the shift
+    expected = -np.logaddexp.reduce(-members, axis=0) + np.log(3)
+    assert np.allclose(best.mixture_nll(members), expected)
+    assert np.allclose(best.mixture_nll(members[:1]), members[0])
+
+
+def test_best_selects_greedily_on_validation_and_stops_when_nothing_helps():
+    """Start from the best candidate alone; add the one that lowers the mixture most; stop when none does.
+    Candidate 0 is best alone; 2 is 0's mirror (good where 0 is bad), so they mix well; 1 is a copy of 0,
+    which would only tilt the equal weights towards 0; 3 is bad everywhere."""
+    best = load("best")
+    good, bad = np.full(10, 1.0), np.full(10, 9.0)
+    first = np.where(np.arange(10) < 5, good, bad - 0.1)  # 0 is best alone by a hair
+    mirror = np.where(np.arange(10) < 5, bad, good)
+    chosen, nll = best.choose([first, first.copy(), mirror, np.full(10, 20.0)])
+    assert chosen == [0, 2]
+    assert nll == pytest.approx(best.mixture_nll([first, mirror]).mean())
+    assert nll < first.mean()
+    alone, alone_nll = best.choose([np.full(10, 3.0), np.full(10, 5.0)])  # mixing with a worse twin never helps
+    assert alone == [0] and alone_nll == 3.0
+
+
+def test_best_keeps_every_reading_of_the_test_split(tmp_path):
+    """A rebuilt column's record keeps each earlier build's test figure, not only the last."""
+    best = load("best")
+    path = tmp_path / "metrics.json"
+    assert best.earlier_test_reads(str(path)) == []
+    first = {"test_nll": 9.6, "test_nll_stderr": 0.02, "valid_nll": 9.5, "members": [{}, {}], "candidates": [{}] * 5}
+    path.write_text(json.dumps(first))
+    assert best.earlier_test_reads(str(path)) == [{"test_nll": 9.6, "test_nll_stderr": 0.02, "valid_nll": 9.5,
+                                                   "runs": 2, "candidates": 5}]
+    reads = [{"test_nll": 9.6}, {"test_nll": 9.58}]
+    path.write_text(json.dumps(dict(first, test_reads=reads)))
+    assert best.earlier_test_reads(str(path)) == reads

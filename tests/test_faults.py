@@ -21,20 +21,13 @@ import optim
 import runs
 import sample as sampling
 import train
-from conftest import one_line, random_binary, ROOT, write_npz
+from conftest import one_line, random_binary, ROOT, run_cli, write_npz
 from made import MADE
 
 
 def cli_process(script, *args):
     return subprocess.Popen([sys.executable, os.path.join(ROOT, script), *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def run_cli(script, *args, timeout=120):
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-
-
 
 
 @pytest.fixture

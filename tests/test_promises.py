@@ -22,12 +22,6 @@ from conftest import one_line, random_binary, ROOT, run_cli, tiny_splits, write_
 from made import MADE
 
 
-
-
-
-
-
-
 @pytest.fixture
 def tiny(tmp_path):
     return write_npz(tmp_path / "tiny.npz", *tiny_splits())

@@ -40,12 +40,6 @@ completions = load_experiment("completions")
 draw_masks = load_experiment("draw_masks")
 
 
-
-
-
-
-
-
 @pytest.fixture
 def tiny(tmp_path):
     return write_npz(tmp_path / "tiny.npz", *tiny_splits())
