@@ -26,7 +26,7 @@ import numpy as np
 import backend
 from autograd import ACTIVATIONS
 from config import is_int, require
-from made import layer_biases, mask_matrices, ordering_and_degrees
+from made import ordering_and_degrees
 
 # ----------------------------------------------------------------------------------------------
 # Sampling
@@ -96,27 +96,28 @@ def sorted_by_degree(model):
     Returns weights[l] (H_l, fan_in) and biases[l] per hidden layer, output (D, H_L) and direct
     (D, D) for the output layer's incoming weights, output_bias (D,), all in the sorted order, and
     per hidden layer upto[l][p] / below[l][p]: how many of its units have degree ≤ p / < p.
-    A unit reads only the kept prefix of its sorted row, so the weights need no mask (the engine's
-    own arrays serve when its layout is already this order); the biases take the mask-conditioning
-    term 1·(U ⊙ M)ᵀ when there is one.
+    The weights are W ⊙ M (model.masked_network(), the biases with their mask-conditioning terms),
+    though a unit reads only the kept prefix of its sorted row, where W ⊙ M is W.
     """
-    degrees = model.natural_degrees()
-    orders = [np.argsort(d, kind="stable") for d in degrees]  # orders[0] is the ordering
-    sorted_degrees = [d[order] for d, order in zip(degrees, orders)]
-    params = {name: model.engine.in_order(name, orders) for name in model.layout_params}
-    masks = mask_matrices(sorted_degrees, model.layers, model.xp, model.dtype) if model.cond_mask else {}
-    biases = layer_biases(model.layers, params, masks)
+    degrees = model.degrees()
+    orders = [model.xp.asarray(np.argsort(d, kind="stable")) for d in degrees]  # orders[0] is the ordering
+    sorted_degrees = [d[np.argsort(d, kind="stable")] for d in degrees]
+    masked = model.masked_network()
+
+    def sort(name, rows, columns=None):  # rows, columns: the sources whose units number them
+        array = model.xp.take(masked[name], orders[rows], axis=0)
+        return array if columns is None else model.xp.take(array, orders[columns], axis=1)
     positions = np.arange(model.n_in + 1)
     net = {"weights": [], "biases": [], "upto": [], "below": []}
     for layer, spec in enumerate(model.layers[:-1]):
-        net["weights"].append(params[spec.inputs[0][0]])
-        net["biases"].append(biases[spec.bias])
+        net["weights"].append(sort(spec.inputs[0][0], layer + 1, spec.inputs[0][1]))
+        net["biases"].append(sort(spec.bias, layer + 1))
         net["upto"].append(np.searchsorted(sorted_degrees[layer + 1], positions, side="right").tolist())
         net["below"].append(np.searchsorted(sorted_degrees[layer + 1], positions, side="left").tolist())
     output = model.layers[-1]
-    net["output_bias"] = biases[output.bias]
+    net["output_bias"] = sort(output.bias, 0)
     for name, source in output.inputs:
-        net["direct" if source == 0 else "output"] = params[name]
+        net["direct" if source == 0 else "output"] = sort(name, 0, source)
     return net
 
 

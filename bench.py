@@ -77,7 +77,7 @@ def staircase_floor(x, hidden, direct, n_batches, gpu, repeat, batch_size=100):
     network, xp = model.engine.sorted_network(), model.xp
     rng = np.random.default_rng(0)
     sizes = [x.shape[1]] + list(hidden)
-    products = [(network.products[name], model.layout_params[name], sizes[source], layer.size, source > 0)
+    products = [(network.products[name], network.weights[name], sizes[source], layer.size, source > 0)
                 for layer in model.layers for name, source in layer.inputs]
     buffers = [(xp.asarray(rng.random((batch_size, n_in)), dtype="float32"), xp.empty((batch_size, n_in), "float32"),
                 xp.asarray(rng.random((batch_size, n_out)), dtype="float32"), xp.zeros((n_out, n_in), "float32"))
@@ -102,7 +102,7 @@ def multiply_adds(x, hidden, direct, batch_size=100):
     for layer in model.layers:
         for name, source in layer.inputs:
             count = 3 if source > 0 else 2
-            dense += count * batch_size * model.layout_params[name].size
+            dense += count * batch_size * network.weights[name].size
             staircase += count * network.products[name].multiply_adds(batch_size)
     return dense, staircase
 
@@ -111,7 +111,7 @@ def training_epoch(x, hidden, n_masks, gpu, repeat, optimizer="adagrad", batch_s
     """Seconds of one training epoch exactly as train.py runs it (after a warm-up epoch); with
     n_batches, of that many minibatches, scaled to the epoch."""
     model = MADE(x.shape[1], hidden, n_masks=n_masks, direct=direct, seed=0, gpu=gpu)
-    opt = optim.make_optimizer(optimizer, model.layout_params)
+    opt = optim.make_optimizer(optimizer, model)
     subset = x if n_batches is None else x[:n_batches * batch_size]
     order = backend.to_device(np.random.default_rng(0).permutation(subset.shape[0]), gpu)
     return timed(lambda: optim.train_epoch(model, opt, subset, order, batch_size), gpu, repeat) \
@@ -124,7 +124,7 @@ def plain_loop_epoch(x, hidden, n_masks, gpu, repeat, batch_size=100, direct=Fal
         loss, grads = model.loss_and_grads(batch); optimizer.step(grads); model.next_mask()
     """
     model = MADE(x.shape[1], hidden, n_masks=n_masks, direct=direct, seed=0, gpu=gpu)
-    opt = optim.AdaGrad(model.layout_params, lr=0.01)
+    opt = optim.AdaGrad(model, lr=0.01)
     n_batches = n_batches or x.shape[0] // batch_size
     starts = np.random.default_rng(0).integers(0, x.shape[0] - batch_size, size=n_batches)
 

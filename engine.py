@@ -6,13 +6,17 @@ the same numbers (the tests hold the two equal) and owns what made.py never sees
 the weights, the products that skip the masks' zeros (staircase.py), buffers, and the rules for
 choosing between them.
 
-The layout. A MADE does not care how its units are numbered, so the engine stores the model's
-parameters (model.layout_params, the arrays the optimizers update) with the units of every layer sorted
-by their degree under the model's first mask: the inputs and outputs in mask 0's ordering, each
-hidden layer's units by m_l(k). Under that mask every mask is then a staircase. Column j of
-params["W0"] is input order[0][j] of the data; natural() and from_natural() convert any array
-shaped like a parameter (the parameter, its gradient, an optimizer's state) between the layout and
-the data's numbering, which is what files hold.
+The layout. A MADE does not care how its units are numbered, so the engine keeps the model's
+parameters (Engine.arrays, which the optimizers update in place) with the units of every layer
+sorted by their degree under the model's first mask: the inputs and outputs in mask 0's ordering,
+each hidden layer's units by m_l(k). Under that mask every mask is then a staircase. This order is
+the engine's own: everything that leaves the engine is in the data's numbering (column j of W0 is
+input j), as made.py, the files and the user see the weights. A Store (below) is the one door:
+`get`/`set` read and write a parameter in the data's numbering, `export`/`adopt` turn any array
+shaped like one (a gradient, an optimizer's state) out of and into the engine's order, and
+`pieces` hands an optimizer the arrays to update. Permuting the data's columns instead would cost
+a gather of every weight at every step (0.64 ms for W0 at 784-500-784 on 2 cores, a quarter of the
+step), which is why the engine keeps its own order and translates only at the door.
 
 The products, chosen for every call (network):
   - a one-mask model under its mask, on the CPU: the staircase over the parameters themselves.
@@ -28,6 +32,7 @@ The products, chosen for every call (network):
     only add launches; they took 2 to 4 times the dense products (H100, BENCHMARKS.md).
 """
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -39,6 +44,7 @@ MASK_CACHE_BYTES = 512 * 2 ** 20  # keep a cycle's masks when they fit in this m
 # the dense products of 500 examples cost more than the staircase's, whatever the model's size
 # (both scale with its weights), so smaller calls multiply densely (BENCHMARKS.md).
 SORTED_COPY_PAYS_FROM = 500
+BAND = 2 ** 18  # elements an optimizer updates at a time: its several passes over them stay in the cache
 
 
 def mask_dtype(n_masks, weight_shapes, dtype):
@@ -74,7 +80,101 @@ def reorder(array, rows, columns=None):
     return array if columns is None else xp.take(array, xp.asarray(columns), axis=1)
 
 
-class Engine:
+def read_only(array):
+    """A new array, on the host, that raises on any write: what the engine hands out is a copy, so
+    a write into it could change nothing, and must say so rather than do nothing."""
+    array = backend.to_host(array)
+    array.flags.writeable = False
+    return array
+
+
+class Store:
+    """A model's parameters as an engine keeps them, and the one door to them.
+
+    arrays: name → device array, in the engine's order (this base class: the data's numbering);
+    optimizers update them in place (pieces). Every other access goes through the data's
+    numbering: get/set a parameter, export/adopt any array shaped like one."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def _to_data(self, name, array):
+        return array.copy()  # (this store keeps the data's numbering)
+
+    def _from_data(self, name, array):
+        return array
+
+    def get(self, name):
+        """Parameter `name` in the data's numbering: a new array on the model's device."""
+        return self._to_data(name, self.arrays[name])
+
+    def set(self, name, value):
+        """Write `value` (shaped like the parameter, in the data's numbering) into parameter `name`."""
+        target = self.arrays[name]
+        target[...] = self.adopt(name, value)
+
+    def export(self, name, array):
+        """An array shaped like parameter `name` (its gradient, an optimizer's state), in the
+        engine's order → a read-only host array in the data's numbering."""
+        return read_only(self._to_data(name, array))
+
+    def adopt(self, name, array):
+        """The inverse of export: an array in the data's numbering → the engine's order, on its
+        device and in its dtype."""
+        target = self.arrays[name]
+        return self._from_data(name, backend.module_of(target).asarray(array, dtype=target.dtype))
+
+    def pieces(self, grads):
+        """(name, index expression, gradient in the engine's order) for every piece an optimizer
+        updates: the engine's own gradients band by band (Gradients.bands), any other mapping (in
+        the data's numbering) parameter by parameter."""
+        if isinstance(grads, Gradients) and grads.store is self:
+            yield from grads.bands()
+            return
+        for name, grad in grads.items():
+            yield name, Ellipsis, self.adopt(name, grad)
+
+
+class Gradients(Mapping):
+    """∂L/∂θ of every parameter. grads[name] is a read-only host array in the data's numbering,
+    made when asked for; the engine's own buffers (its order, valid until its next call) go to an
+    optimizer through Store.pieces without a copy. regions[name]: the parts of a buffer that can be
+    nonzero (an optimizer skips the rest: its gradient there is zero at every step)."""
+
+    def __init__(self, store, buffers, regions=None):
+        self.store, self.buffers, self.regions = store, buffers, regions or {}
+
+    def __getitem__(self, name):
+        return self.store.export(name, self.buffers[name])
+
+    def __iter__(self):
+        return iter(self.buffers)
+
+    def __len__(self):
+        return len(self.buffers)
+
+    def bands(self):
+        """(name, index expression, buffer) of the pieces an optimizer updates: each buffer's
+        regions cut into bands of whole rows of about BAND elements. A rule makes several passes
+        over its arrays; band by band, the later passes find them in the cache (a region cut at its
+        block's width is worth it on long rows only, staircase.LONG_ROWS). A GPU streams whole
+        regions at once."""
+        for name, grad in self.buffers.items():
+            if grad.ndim == 0:
+                yield name, Ellipsis, grad
+                continue
+            for region in self.regions.get(name, (Ellipsis,)):
+                region = region if isinstance(region, tuple) else (slice(None),)
+                rows = range(grad.shape[0])[region[0]]
+                if not len(rows):
+                    continue
+                step = len(rows) if backend.is_device_array(grad) else \
+                    max(1, BAND * len(rows) // max(grad[region].size, 1))
+                for start in range(rows.start, rows.stop, step):
+                    yield name, (slice(start, min(start + step, rows.stop)),) + region[1:], grad
+
+
+class Engine(Store):
     """A MADE's parameters in the engine's layout, and its products under the current mask.
 
     layers: made.Layer list; params: name → host array in the data's numbering; degrees: the first
@@ -90,9 +190,9 @@ class Engine:
         self.order = [np.argsort(d, kind="stable") for d in degrees]  # order[s][i]: the unit at place i
         self.inverse = [np.argsort(order) for order in self.order]
         self.units = parameter_units(layers)
-        self.params = {name: backend.to_device(self._renumber(name, value, self.order), gpu, dtype)
-                       for name, value in params.items()}
-        self.mask_dtype = mask_dtype(n_masks, [self.params[name].shape for layer in layers for name, _ in layer.inputs],
+        super().__init__({name: backend.to_device(self._renumber(name, value, self.order), gpu, dtype)
+                          for name, value in params.items()})
+        self.mask_dtype = mask_dtype(n_masks, [self.arrays[name].shape for layer in layers for name, _ in layer.inputs],
                                      dtype)
         self._cache, self._networks = {}, {}
         self.use_mask(degrees, key=0)
@@ -101,7 +201,7 @@ class Engine:
             for layer in layers:
                 for (name, _), cond in zip(layer.inputs, layer.conds):
                     for weight in filter(None, (name, cond)):
-                        self.params[weight] *= masks[name]
+                        self.arrays[weight] *= masks[name]
 
     # -- the layout ---------------------------------------------------------------------------
 
@@ -109,24 +209,12 @@ class Engine:
         rows, columns = self.units[name]
         return reorder(array, orders[rows], None if columns is None else orders[columns])
 
-    def natural(self, name, array):
-        """An array shaped like params[name] (a parameter, its gradient, an optimizer's state), from
-        the engine's layout to the data's numbering: a new array on the same device."""
+    def _to_data(self, name, array):
+        """An array shaped like parameter `name`, from the layout to the data's numbering (a new array)."""
         return self._renumber(name, array, self.inverse)
 
-    def from_natural(self, name, array):
-        """The inverse of natural: an array numbered as the data is, in the engine's layout."""
+    def _from_data(self, name, array):
         return self._renumber(name, array, self.order)
-
-    def in_order(self, name, orders):
-        """params[name] with the units of every source s in the order orders[s] (orders[s][i]: the
-        unit, in the data's numbering, to put at place i): the parameter itself when that is the
-        layout's order (read it, never write it), else a copy."""
-        places = [inverse[order] for inverse, order in zip(self.inverse, orders)]  # where each is in the layout
-        rows, columns = self.units[name]
-        if all(np.array_equal(places[s], np.arange(len(places[s]))) for s in (rows, columns) if s is not None):
-            return self.params[name]
-        return reorder(self.params[name], places[rows], None if columns is None else places[columns])
 
     # -- the mask -----------------------------------------------------------------------------
 
@@ -169,7 +257,7 @@ class Engine:
     def _own_staircase(self):
         """The layout's own staircase, over the parameters themselves (made once)."""
         if "own" not in self._networks:
-            self._networks["own"] = self._staircase_network(self.params, self.degrees, self.order[0])
+            self._networks["own"] = self._staircase_network(self.arrays, self.degrees, self.order[0])
         return self._networks["own"]
 
     @property
@@ -184,7 +272,7 @@ class Engine:
         if self.under_layout_mask:
             return self._own_staircase()
         orders = [np.argsort(d, kind="stable") for d in self.degrees]
-        weights = {name: self._renumber(name, value, orders) for name, value in self.params.items()}
+        weights = {name: self._renumber(name, value, orders) for name, value in self.arrays.items()}
         network = self._staircase_network(weights, [d[o] for d, o in zip(self.degrees, orders)], self.order[0][orders[0]])
         return network.zero_removed_weights()
 
@@ -193,7 +281,7 @@ class Engine:
         (W ⊙ M, activations, gradients) outlive the mask."""
         products = {name: staircase.DenseMask(mask) for name, mask in self.layout_masks().items()}
         if "dense" not in self._networks:
-            self._networks["dense"] = staircase.Network(self.layers, self.params, products, self.activation,
+            self._networks["dense"] = staircase.Network(self.layers, self.arrays, products, self.activation,
                                                         self.order[0], self.xp, self.dtype)
         else:
             self._networks["dense"].use(products, self.order[0])
@@ -220,8 +308,10 @@ class Engine:
         return logits
 
     def loss_and_grads(self, x):
-        """Mean NLL of a minibatch and its gradients, keyed like params (the network's buffers)."""
-        return self.network().loss_and_grads(x)
+        """Mean NLL of a minibatch and its Gradients (over the network's buffers)."""
+        network = self.network()
+        loss, buffers = network.loss_and_grads(x)
+        return loss, Gradients(self, buffers, network.regions)
 
     def log_prob(self, x, batch_size, after_batch=None, variables=None):
         """log p(x) (N,) under the current mask, batch by batch; after_batch() is called after each.

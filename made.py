@@ -15,28 +15,32 @@ logit a_d then defines p(x_d = 1 | x_<d) = σ(a_d), and by the chain rule of pro
 exact and normalised, in one forward pass.
 
 Read top to bottom: orderings and degrees, the masks, the layers, the dense masked forward pass and
-backpropagation, then the MADE: its masks, the reference (the equations in plain code), the same
-numbers fast (engine.py multiplies only what the masks keep), ensembles and mixtures, saving and
-loading.
+backpropagation, the reference engine (the MADE computed by exactly these functions), then the
+MADE: its masks, the reference pass, the same numbers fast (engine.py multiplies only what the
+masks keep), ensembles and mixtures, and the model file.
 Parameters (param_shapes): W_l (hidden_sizes[l], fan_in) and b_l per hidden layer, W_L and b_L for
 the output (only b0 when hidden_sizes=[], the shallow MADE), W_direct (D, D) with direct, and with
 cond_mask a U per masked weight (the authors' mask-conditioning term 1·(U ⊙ M)ᵀ, a bias that
-depends on the mask). natural_params() and natural_masks() number them as the data is (column j
-of W0 is input j), as Figure 1 draws them and files hold them; model.layout_params, which the optimizers
-update in place, holds the same numbers with the units in the engine's order (engine.py says why).
+depends on the mask). model.params and model.masks() number them as the data is (column j of W0
+is input j), as Figure 1 draws them and files hold them: there is no other numbering outside the
+engine, which keeps its own order for speed behind its door (engine.Store).
 """
 import dataclasses
 import math
+from collections.abc import Mapping
 from contextlib import contextmanager
 
 import numpy as np
 
 import backend
-from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, linear, linear_backward,
-                      mask_conditioning, mask_conditioning_backward, mask_weight)
+import files
+from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, bernoulli_nll_per_variable, linear,
+                      linear_backward, mask_conditioning, mask_conditioning_backward, mask_weight)
 from config import Config, count_distinct_masks, is_int, require
-from engine import Engine
+from engine import Engine, Gradients, Store
 from weights import check_params, init_params
+
+FORMAT = "made-npz-1"  # the model file's format (model_arrays)
 
 
 
@@ -222,15 +226,82 @@ def dense_loss_and_grads(layers, params, masks, activation, x):
 
 
 # ----------------------------------------------------------------------------------------------
+# The reference engine: a MADE computed by exactly the functions above
+
+
+class ReferenceEngine(Store):
+    """The engine of MADE(..., reference=True) and train.py --reference, for stepping through the
+    paper's equations: the parameters in the data's numbering, the masks of eqs. 12–13 multiplied in
+    full (masked_layers), forward_pass and backward_pass, autograd's plain Bernoulli NLL. engine.Engine
+    computes the same numbers fast (the tests hold the two equal); on 2 CPU cores a step here costs
+    1.0 to 1.5 times the fast one (benchmarks/reference_step.py). layers, params (host arrays),
+    degrees (the first mask's, per source), activation, gpu, dtype: as Engine takes them."""
+
+    def __init__(self, layers, params, degrees, activation, gpu, dtype):
+        super().__init__({name: backend.to_device(value, gpu, dtype) for name, value in params.items()})
+        self.layers, self.activation, self.xp, self.dtype = layers, activation, backend.array_module(gpu), dtype
+        self.use_mask(degrees)
+
+    def use_mask(self, degrees, key=None):
+        self.masks = mask_matrices(degrees, self.layers, self.xp, self.dtype)
+
+    def forward(self, x):
+        return forward_pass(self.layers, masked_layers(self.layers, self.arrays, self.masks), self.activation, x)[0]
+
+    def loss_and_grads(self, x):
+        loss, grads = dense_loss_and_grads(self.layers, self.arrays, self.masks, self.activation, x)
+        return loss, Gradients(self, grads)
+
+    def log_prob(self, x, batch_size, after_batch=None, variables=None):
+        """log p(x) = −Σ_d (softplus(a_d) − x_d a_d), batch by batch (over `variables` only, when given)."""
+        net, kept = masked_layers(self.layers, self.arrays, self.masks), slice(None)
+        if variables is not None:
+            kept = self.xp.asarray(np.flatnonzero(variables))
+        log_p = []
+        for start in range(0, x.shape[0], batch_size):
+            batch = x[start:start + batch_size]
+            logits = forward_pass(self.layers, net, self.activation, batch)[0]
+            log_p.append(-bernoulli_nll_per_variable(logits, batch)[:, kept].sum(axis=1))
+            if after_batch is not None:
+                after_batch()
+        return self.xp.concatenate(log_p)
+
+
+class Parameters(Mapping):
+    """model.params: name → the parameter, numbered as the data is (column j of W0 is input j). Each
+    is a read-only host copy (a write into it raises: it could change nothing); model.params[name]
+    = value writes a parameter, checked as MADE(params=…) checks them."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getitem__(self, name):
+        engine = self._model.engine
+        return engine.export(name, engine.arrays[name])
+
+    def __setitem__(self, name, value):
+        engine = self._model.engine
+        require(name in engine.arrays, f"{name!r} is not a parameter of this model ({', '.join(engine.arrays)})")
+        check_params({name: value}, {name: engine.arrays[name].shape}, self._model.dtype)
+        engine.set(name, value)
+
+    def __iter__(self):
+        return iter(self._model.engine.arrays)
+
+    def __len__(self):
+        return len(self._model.engine.arrays)
+
+
+# ----------------------------------------------------------------------------------------------
 # The model
 
 
 class MADE:
     """A MADE over D binary inputs; the arguments are those of Config (read it for each one), plus
-    gpu (use CuPy), params (existing weights, name → array numbered as the data is, as
-    natural_params() returns them, instead of a fresh initialisation; their names and shapes must
-    be those the configuration defines) and reference (compute through the functions above as
-    written, reference.py, instead of engine.py's fast products: the same numbers, slower)."""
+    gpu (use CuPy), params (existing weights, name → array numbered as the data is, as model.params
+    holds them, instead of a fresh initialisation; their names and shapes must be those the
+    configuration defines) and reference (compute through the functions above as written,
+    ReferenceEngine, instead of engine.py's fast products: the same numbers, slower)."""
 
     def __init__(self, n_in, hidden_sizes, *, activation="relu", direct=False, cond_mask=False, ordering="random",
                  n_masks=1, shuffle="full", seed=0, dtype="float32", init="uniform", gpu=False, params=None,
@@ -247,8 +318,7 @@ class MADE:
         check_params(params, shapes, self.dtype)
         ordering, hidden_degrees = ordering_and_degrees(config, 0)
         degrees = [input_degrees(ordering)] + hidden_degrees
-        if reference:  # the functions above, as written (reference.py)
-            from reference import ReferenceEngine
+        if reference:  # the functions above, as written
             self.engine = ReferenceEngine(self.layers, params, degrees, self.activation, gpu, self.dtype)
         else:
             self.engine = Engine(self.layers, params, degrees, self.activation, self.n_masks,
@@ -257,39 +327,29 @@ class MADE:
         self.use_mask(0)
 
     @property
-    def layout_params(self):
-        """The parameters as the engine stores them (engine.py: the units of every layer sorted by
-        degree; the data's numbering under the reference engine): what optimizers update in place,
-        optim.AdaGrad(model, …). To read the weights as the paper numbers them: natural_params()."""
-        return self.engine.params
-
-    @property
     def params(self):
-        raise AttributeError("a MADE has no .params: its weights are stored with the units of every layer sorted "
-                             "by degree (model.layout_params, what optimizers update: optim.AdaGrad(model, …)); "
-                             "model.natural_params() gives them numbered as the data are, to use with "
-                             "natural_masks()")
+        """name → parameter in the data's numbering (Parameters: read-only copies; assign to write)."""
+        return Parameters(self)
 
     @property
     def n_params(self):
-        return int(sum(p.size for p in self.layout_params.values()))
+        return int(sum(p.size for p in self.engine.arrays.values()))
 
     n_distinct_masks = property(lambda self: count_distinct_masks(self.n_masks, self.shuffle))
 
-    def natural_params(self, on_device=False):
-        """The parameters numbered as the data is (column j of W0 is input j), on the host or device."""
-        natural = {name: self.engine.natural(name, value) for name, value in self.layout_params.items()}
-        return natural if on_device else {name: backend.to_host(value) for name, value in natural.items()}
+    def _device_params(self):
+        """The parameters in the data's numbering, as new arrays on the model's device."""
+        return {name: self.engine.get(name) for name in self.engine.arrays}
 
     # -- masks ----------------------------------------------------------------------------------
 
-    def natural_degrees(self):
+    def degrees(self):
         """The current mask's degrees per source: [m(d) of the inputs, m_1(k), …, m_L(k)]."""
         return [input_degrees(self.ordering)] + [np.asarray(d) for d in self.hidden_degrees]
 
-    def natural_masks(self):
+    def masks(self):
         """The current mask of every masked weight, in the data's numbering (eqs. 12–13)."""
-        return mask_matrices(self.natural_degrees(), self.layers, self.xp, self.dtype)
+        return mask_matrices(self.degrees(), self.layers, self.xp, self.dtype)
 
     def cycle_index(self, k):
         """The mask of the cycle that the k-th mask of a sequence is (the cycle wraps around)."""
@@ -314,7 +374,7 @@ class MADE:
 
     def _select(self, index, ordering, hidden_degrees):
         self.mask_index, self.ordering, self.hidden_degrees = index, ordering, hidden_degrees
-        self.engine.use_mask(self.natural_degrees(), index)
+        self.engine.use_mask(self.degrees(), index)
 
     def next_mask(self):
         """Advance to the next mask of the cycle (called after every minibatch when training over masks)."""
@@ -335,9 +395,8 @@ class MADE:
 
     def masked_network(self, masks=None):
         """The network under the current mask as the paper writes it (masked_layers), in the data's
-        numbering. masks: natural_masks()."""
-        return masked_layers(self.layers, self.natural_params(on_device=True),
-                             self.natural_masks() if masks is None else masks)
+        numbering. masks: masks()."""
+        return masked_layers(self.layers, self._device_params(), self.masks() if masks is None else masks)
 
     def reference_forward(self, x, net=None):
         """Logits a (N, D) under the current mask: p(x_d = 1 | x_<d) = σ(a_d). net: masked_network()."""
@@ -345,12 +404,10 @@ class MADE:
         return forward_pass(self.layers, net, self.activation, self.xp.asarray(x, dtype=self.dtype))[0]
 
     def reference_loss_and_grads(self, x):
-        """dense_loss_and_grads on natural_params() under natural_masks(): the loss, and the gradients
-        keyed and numbered like layout_params (so an optimizer takes these or loss_and_grads')."""
+        """dense_loss_and_grads on the parameters under masks(): the loss, and the gradients as a dict
+        of device arrays in the data's numbering (an optimizer takes these or loss_and_grads')."""
         x = self.xp.asarray(x, dtype=self.dtype)
-        loss, grads = dense_loss_and_grads(self.layers, self.natural_params(on_device=True), self.natural_masks(),
-                                           self.activation, x)
-        return loss, {name: self.engine.from_natural(name, g) for name, g in grads.items()}
+        return dense_loss_and_grads(self.layers, self._device_params(), self.masks(), self.activation, x)
 
     # -- the same numbers, fast: through engine.py ---------------------------------------------
 
@@ -362,7 +419,9 @@ class MADE:
     def loss_and_grads(self, x):
         """reference_loss_and_grads' numbers, through the engine. The loss is a 0-d array on the
         model's device (float(loss) reads it: on a GPU that waits, so a loop should sum arrays); the
-        gradients are the engine's buffers, valid until its next call (copy one to keep it). x's
+        gradients an engine.Gradients: grads[name] is in the data's numbering, a read-only host copy
+        made when asked for, and optimizer.step(grads) takes the engine's buffers (valid until its
+        next call) without a copy. x's
         values are not checked in this, the training loop's call: data.load checks data once."""
         return self.engine.loss_and_grads(self._data(x, "x", values=False))
 
@@ -405,18 +464,52 @@ class MADE:
                 total = log_p if total is None else self.xp.logaddexp(total, log_p, out=total)
         return total - math.log(n_masks)
 
-    # -- saving and loading: weights.py -------------------------------------------------------
+    # -- the model file ----------------------------------------------------------------------
 
     def save(self, path):
-        """One .npz (weights in the data's numbering, config as JSON, mask index), written atomically."""
-        import weights
-        weights.save(self, path)
+        """One .npz (model_arrays), written atomically."""
+        files.save_npz(path, model_arrays(self))
 
     @classmethod
     def load(cls, path, gpu=False, reference=False):
         """The model saved at `path`; a corrupt, foreign or inconsistent file raises CheckpointError."""
-        import weights
-        return weights.load(path, gpu, reference)
+        try:
+            return model_from_arrays(files.read_npz(path), str(path), gpu, reference)
+        except files.FileFormatError as error:
+            raise CheckpointError(str(error)) from None
+
+
+def model_arrays(model):
+    """A model as the host arrays of its file (files.py writes it atomically, reads it without
+    pickles): param.NAME for every parameter in the data's numbering, config (the Config as JSON,
+    with the format's name), and mask_index, the mask it was under. Run folders hold the same
+    arrays in model.npz and checkpoint.npz (runs.py)."""
+    require(model.mask_index is not None, "the model is under a custom ordering (use_ordering); select a mask "
+                                           "of its cycle with use_mask(k) before saving")
+    arrays = {f"param.{name}": value for name, value in model.params.items()}
+    arrays["config"] = files.json_array(dict(model.config.as_dict(), format=FORMAT))
+    arrays["mask_index"] = np.array(model.mask_index)
+    return arrays
+
+
+def model_from_arrays(arrays, what, gpu=False, reference=False):
+    """The model held in model_arrays() form; CheckpointError naming `what` when it is not one."""
+    if "config" not in arrays:
+        raise CheckpointError(f"{what}: not a MADE model file (no config)")
+    try:
+        config = files.read_json_array(arrays["config"], f"{what}: config")
+    except files.FileFormatError as error:
+        raise CheckpointError(str(error)) from None
+    if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
+        raise CheckpointError(f"{what}: not a MADE model file of format {FORMAT}")
+    params = {name[len("param."):]: value for name, value in arrays.items() if name.startswith("param.")}
+    mask_index = arrays.get("mask_index", np.array(0))
+    try:
+        model = MADE(**config, gpu=gpu, params=params, reference=reference)
+        model.use_mask(mask_index[()] if mask_index.shape == () and mask_index.dtype.kind in "iu" else None)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{what}: does not hold a consistent MADE ({error})") from None
+    return model
 
 
 def mixture_log_prob(models, x, n_masks=None, **options):

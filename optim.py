@@ -8,8 +8,11 @@ applies them.
 Each rule is a small class: its equations in the docstring, and its `update` writing them as
 they read, on one array (a parameter θ, or a piece of one, its gradient g and its state). It keeps
 its per-parameter state in named slots (arrays shaped like the parameters) and a step counter t;
-state_dict() returns all of it as arrays, so a checkpoint resumes exactly. Optimizer.step says
-which pieces it updates, and why in pieces: the one speed form here.
+state_dict() returns all of it as host arrays in the data's numbering, so a checkpoint resumes
+exactly. Every rule here is elementwise, so it runs the same on the parameters in whatever order
+the model's engine keeps them: the optimizer updates them through the engine's door
+(engine.Store.pieces) and asks it to translate only its state_dict. Optimizer.step says which
+pieces it updates, and why in pieces: the one speed form here.
 """
 import math
 
@@ -17,14 +20,7 @@ import numpy as np
 
 import backend
 import fast_updates
-
-
-def parts(grads):
-    """(name, index expression) of every piece to update: grads.parts() when the gradients have
-    them (the engine's, staircase.Gradients.parts), else every parameter whole."""
-    if hasattr(grads, "parts"):
-        return grads.parts()
-    return ((name, Ellipsis) for name in grads)
+from engine import Store
 
 
 def require_number(name, value, low, high=math.inf, low_open=True, high_open=True):
@@ -42,10 +38,10 @@ class Optimizer:
 
     A rule (a subclass) names its state slots and writes its equations in update(), on one array:
     the parameter θ, its gradient g and its slots, each updated in place. step() applies update()
-    to every piece of every parameter that the gradients name (parts): for the engine's gradients,
-    bands of about a megabyte, so that a rule's several passes find the piece in the cache, and
-    under a one-mask model only the blocks of its staircase, where the gradient is not always zero
-    (elsewhere every rule here would leave the weight and its state as they are).
+    to every piece of every parameter that the gradients name (Store.pieces): for the engine's
+    gradients, bands of about a megabyte, so that a rule's several passes find the piece in the
+    cache, and under a one-mask model only the blocks of its staircase, where the gradient is not
+    always zero (elsewhere every rule here would leave the weight and its state as they are).
 
     fast=True (the default) runs each rule of this file in its fast form (fast_updates.py: the same
     operations in the same order, in place, so the same numbers without a new array per
@@ -58,23 +54,25 @@ class Optimizer:
 
     def __init__(self, params, fast=True, weight_decay=0.0):
         require_number("weight_decay", weight_decay, 0, low_open=False)
-        params = getattr(params, "layout_params", params)  # a MADE: the weights as its engine keeps them
-        if not isinstance(params, dict) or not all(hasattr(p, "shape") and hasattr(p, "dtype") and p.dtype.kind == "f"
-                                                   for p in params.values()):
-            raise ValueError("params must be a MADE or a dict of float arrays (name → array, as model.layout_params), "
-                             f"not {type(params).__name__}" + (" of lists" if isinstance(params, dict) else ""))
-        self.params = params
+        store = getattr(params, "engine", None)  # a MADE: its parameters, through its engine's door
+        if store is None:
+            if not isinstance(params, dict) or not all(hasattr(p, "shape") and hasattr(p, "dtype") and
+                                                       p.dtype.kind == "f" for p in params.values()):
+                raise ValueError("params must be a MADE or a dict of float arrays (name → array), not "
+                                 f"{type(params).__name__}" + (" of lists" if isinstance(params, dict) else ""))
+            store = Store(params)
+        self.store = store
         self.weight_decay = weight_decay
         self.t = 0  # number of steps taken
-        self.state = {slot: {name: backend.module_of(p).zeros_like(p) for name, p in params.items()}
+        self.state = {slot: {name: backend.module_of(p).zeros_like(p) for name, p in store.arrays.items()}
                       for slot in self.slots}
         self.fast_form = fast_updates.FORMS.get(type(self).__name__) if fast else None  # None for other rules
         self.scratch = fast_updates.Scratch()
 
     def step(self, grads):
         """Apply one update to every parameter that has a gradient; t counts the steps."""
-        for name, piece in parts(grads):
-            theta, g = self.params[name][piece], grads[name][piece]
+        for name, piece, grad in self.store.pieces(grads):
+            theta, g = self.store.arrays[name][piece], grad[piece]
             state = [self.state[slot][name][piece] for slot in self.slots]
             if self.weight_decay and theta.ndim == 2:  # a weight (biases are vectors): the penalty's gradient
                 g = self.decayed(theta, g)
@@ -96,11 +94,11 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self):
-        """{'t': step count, 'slot.param': array …} as host arrays."""
+        """{'t': step count, 'slot.param': array …} as host arrays in the data's numbering."""
         state = {"t": np.array(self.t)}
         for slot in self.slots:
             for name, value in self.state[slot].items():
-                state[f"{slot}.{name}"] = backend.to_host(value)
+                state[f"{slot}.{name}"] = self.store.export(name, value)
         return state
 
     def load_state_dict(self, state):
@@ -113,7 +111,7 @@ class Optimizer:
             if state[key].shape != value.shape:
                 raise ValueError(f"optimizer state {key} has shape {state[key].shape}, expected {value.shape}")
         for key, value in expected.items():
-            value[...] = backend.to_device(state[key], backend.is_device_array(value), value.dtype)
+            value[...] = self.store.adopt(key.split(".", 1)[1], state[key])
         self.t = int(state["t"])
 
 

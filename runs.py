@@ -30,8 +30,7 @@ import backend
 import cli
 import data
 import files
-from made import MADE, CheckpointError, mixture_log_prob
-from weights import from_state_arrays, state_arrays
+from made import MADE, CheckpointError, mixture_log_prob, model_arrays, model_from_arrays
 
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json", "train.log", "learning_curve.png")
 
@@ -330,19 +329,6 @@ class Checkpoint:
     best: dict = None
 
 
-def optimizer_state_renumbered(model, state, to_natural):
-    """The optimizer's state entries ("slot.param") renumbered like their parameters, to the data's
-    numbering (what files hold) or back to the engine's layout (engine.py); "t" and misshapen
-    entries pass unchanged (the optimizer's own checks then name what is wrong)."""
-    renumber = model.engine.natural if to_natural else model.engine.from_natural
-    result = {}
-    for key, value in state.items():
-        name = key.split(".", 1)[-1]
-        fits = "." in key and name in model.layout_params and tuple(value.shape) == tuple(model.layout_params[name].shape)
-        result[key] = renumber(name, value) if fits else value
-    return result
-
-
 def save_checkpoint(path, model, optimizer, state, settings, data=None, best=None):
     """Everything the run is, in one atomic .npz: the current weights and mask, the optimizer's
     state, the TrainingState, the run's settings (its flags), the record of its data, and the best
@@ -351,9 +337,8 @@ def save_checkpoint(path, model, optimizer, state, settings, data=None, best=Non
     write_best_model makes and a crash between the two writes can always make again."""
     if best is None and state.best_epoch != state.epoch:
         raise ValueError("save_checkpoint: the best model is needed when it is not the current one")
-    arrays = state_arrays(model)
-    natural = optimizer_state_renumbered(model, optimizer.state_dict(), to_natural=True)
-    arrays.update({f"optim.{key}": value for key, value in natural.items()})
+    arrays = model_arrays(model)
+    arrays.update({f"optim.{key}": value for key, value in optimizer.state_dict().items()})
     arrays["train_state"] = files.json_array(dict(state.to_json(), run_config=settings, data=data, holds_best=True))
     if best is not None and state.best_epoch != state.epoch:
         arrays.update({f"best.{name}": value for name, value in best.items()})
@@ -362,7 +347,7 @@ def save_checkpoint(path, model, optimizer, state, settings, data=None, best=Non
 
 def best_model_arrays(model, epoch):
     """model.npz's arrays: the model (state_arrays) and the epoch whose weights it holds."""
-    return dict(state_arrays(model), epoch=np.array(epoch))
+    return dict(model_arrays(model), epoch=np.array(epoch))
 
 
 def model_digest(arrays):
@@ -396,7 +381,7 @@ def legacy_best_model(folder, state, config):
     path = folder.file("model.npz")
     try:
         arrays = files.read_npz(path)
-        model = from_state_arrays(arrays, path)
+        model = model_from_arrays(arrays, path)
     except (files.FileFormatError, CheckpointError) as error:
         raise RunError(f"cannot finish the run: {error}") from None
     epoch = arrays.get("epoch")
@@ -420,17 +405,15 @@ def load_checkpoint(path, gpu, reference=False):
     try:
         arrays = files.read_npz(path)
         saved = files.read_json_array(arrays.get("train_state", np.array(0)), f"{path}: train_state")
-        model = from_state_arrays(arrays, path, gpu=gpu, reference=reference)
+        model = model_from_arrays(arrays, path, gpu=gpu, reference=reference)
         best_arrays = {name[len("best."):]: value for name, value in arrays.items() if name.startswith("best.")}
-        best_model = from_state_arrays(best_arrays, f"{path}: its best model") if best_arrays else None
+        best_model = model_from_arrays(best_arrays, f"{path}: its best model") if best_arrays else None
     except (files.FileFormatError, CheckpointError) as error:
         raise RunError(f"cannot resume: {error}") from None
     settings = saved.get("run_config") if isinstance(saved, dict) else None
     if not isinstance(settings, dict):
         raise RunError(f"cannot resume: {path} lacks the run's settings")
-    optimizer_state = optimizer_state_renumbered(
-        model, {key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")},
-        to_natural=False)
+    optimizer_state = {key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")}
     record = saved.get("data")
     state = TrainingState.from_json(saved, path)
     best = None
@@ -599,7 +582,7 @@ def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program=
         arrays = files.read_npz(path)
     except files.FileFormatError as error:
         raise CheckpointError(str(error)) from None
-    model = from_state_arrays(arrays, path, gpu)
+    model = model_from_arrays(arrays, path, gpu)
     expected = finished_model_digest(run_dir)
     if expected is not None and model_digest(arrays) != expected:
         raise RunError(f"{path}: is not the model the run's metrics.json reports (replaced since the run "

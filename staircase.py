@@ -41,14 +41,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-import backend
 from autograd import ACTIVATIONS
 from backend import module_of
 
 ROWS_PER_BLOCK = 128   # a block smaller than this runs below the speed of a matrix product
 MAX_BLOCKS = 16        # beyond this, the products saved no longer pay for the extra calls
 LONG_ROWS = 2048       # rows shorter than this update faster whole than cut at the block's width
-BAND = 2 ** 18         # elements an optimizer updates at a time: its passes over them stay in the cache
 
 
 # ----------------------------------------------------------------------------------------------
@@ -321,34 +319,6 @@ class DenseMask:
         return n * self.mask.size
 
 
-class Gradients(dict):
-    """Gradients keyed like the parameters; .regions[name] lists the parts of each that can be
-    nonzero (an optimizer may skip the rest: its gradient there is zero at every step)."""
-
-    def __init__(self, arrays, regions):
-        super().__init__(arrays)
-        self.regions = regions
-
-    def parts(self):
-        """(name, index expression) of the pieces an optimizer updates: each gradient's regions cut
-        into bands of whole rows of about BAND elements. A rule makes several passes over its
-        arrays; band by band, the later passes find them in the cache (a region cut at its block's
-        width is worth it on long rows only, see LONG_ROWS). A GPU streams whole regions at once."""
-        for name, grad in self.items():
-            if grad.ndim == 0:
-                yield name, Ellipsis
-                continue
-            for region in self.regions.get(name, (Ellipsis,)):
-                region = region if isinstance(region, tuple) else (slice(None),)
-                rows = range(grad.shape[0])[region[0]]
-                if not len(rows):
-                    continue
-                step = len(rows) if backend.is_device_array(grad) else \
-                    max(1, BAND * len(rows) // max(grad[region].size, 1))
-                for start in range(rows.start, rows.stop, step):
-                    yield name, (slice(start, min(start + step, rows.stop)),) + region[1:]
-
-
 # ----------------------------------------------------------------------------------------------
 # The network
 
@@ -470,8 +440,8 @@ class Network:
                                    buffers["scratch"][:, columns])
 
     def loss_and_grads(self, x):
-        """Mean NLL of a minibatch (0-d array) and Gradients keyed like the weights, in this layout:
-        made.backward_pass, product by product."""
+        """Mean NLL of a minibatch (0-d array) and the gradient buffers keyed like the weights, in
+        this layout (self.regions says where each can be nonzero): made.backward_pass, product by product."""
         prepared = self.prepare()
         logits = self.forward(x, prepared)
         buffers = self._buffers_for(x.shape[0], backward=True)
@@ -494,7 +464,7 @@ class Network:
         return nll.mean(), grads
 
     def _gradients(self):
-        """The gradient buffers (zero where never written), with the products' regions."""
+        """The gradient buffers (zero where never written), keyed like the weights."""
         if self._grads is None:
             self._grads = {name: self.xp.zeros_like(value) for name, value in self.weights.items()}
-        return Gradients(self._grads, self.regions)
+        return self._grads

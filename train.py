@@ -34,8 +34,7 @@ import optim
 import runs
 from autograd import ACTIVATIONS
 from config import INITS, SHUFFLES, count_distinct_masks
-from made import MADE
-from weights import from_state_arrays
+from made import MADE, model_from_arrays
 
 # Settings that --resume lets you change; every other flag given again must match the run. (--dataset
 # may name the run's data where they are now: the run knows them by their
@@ -136,7 +135,7 @@ def add_run_flags(add):
     add("--gpu", action="store_true", default=False, help="run on a CUDA GPU through CuPy; may change on --resume")
     add("--reference", action="store_true", default=False,
         help="train through the reference computation, to read or step through the paper's equations: the "
-             "dense masked network in the data's numbering (made.py, reference.py), the plain loss, optim.py's "
+             "dense masked network in the data's numbering (made.py: ReferenceEngine), the plain loss, optim.py's "
              "rules as written; the same numbers as the fast engine, up to 1.5 times slower on a CPU; may change on "
              "--resume")
     add("--out", type=cli.path, default=None, help="run folder (default: runs/DATASET-DATE-TIME)")
@@ -506,7 +505,7 @@ def interrupted_message(args, epochs_done, saved_epoch, checkpoint_path):
 def finish(args, splits, state, folder, stop, record, best_arrays):
     """Evaluate the best model (the checkpoint's, best_arrays) on the test set; write metrics.json,
     which names that model by its digest, and the learning curve."""
-    best = from_state_arrays(best_arrays, folder.file("checkpoint.npz"), args.gpu, args.reference)
+    best = model_from_arrays(best_arrays, folder.file("checkpoint.npz"), args.gpu, args.reference)
     test_x = backend.to_device(splits["test"], args.gpu, best.dtype)
     started = time.perf_counter()
     progress = runs.Progress(f"test ({args.test_masks} masks)", "batches", stop.check)

@@ -40,7 +40,8 @@ def best(function, repeat=3):
     return min(times)
 
 model = made.MADE(784, [hidden], direct=direct, n_masks=masks, seed=0)
-weights = model.layout_params if hasattr(type(model), "layout_params") else model.params  # (named .params before)
+weights = (model.layout_params if hasattr(type(model), "layout_params")  # (the versions of 2026-12-06)
+           else model.params if isinstance(model.params, dict) else model)  # (earlier ones; today the model)
 if what == "train":
     optimizer = optim.AdaGrad(weights, lr=0.01)
     steps = 200 if hidden <= 1000 else 30

@@ -62,9 +62,9 @@ def main(argv=None):
     scale = x.shape[0] / (n_batches * 100)
     hidden = [args.hidden]
     ours = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0, gpu=gpu)
-    ours_optimizer = optim.AdaGrad(ours.layout_params, lr=0.01)
+    ours_optimizer = optim.AdaGrad(ours, lr=0.01)
     plain = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0, gpu=gpu)
-    plain_optimizer = optim.AdaGrad(plain.layout_params, lr=0.01)
+    plain_optimizer = optim.AdaGrad(plain, lr=0.01)
     rng = backend.random_generator(0)
     x_torch = torch.from_numpy(backend.to_host(x)).to(device)
     theirs = {}

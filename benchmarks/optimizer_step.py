@@ -24,7 +24,8 @@ import optim
 from made import MADE
 rule, masks, form = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 model = MADE(784, [500], n_masks=masks, seed=0)
-weights = model.layout_params if hasattr(type(model), "layout_params") else model.params
+weights = (model.layout_params if hasattr(type(model), "layout_params")  # (the versions of 2026-12-06)
+           else model.params if isinstance(model.params, dict) else model)  # (earlier ones; today the model)
 options = {} if form == "before" else {"fast": form == "fast"}
 optimizer = optim.make_optimizer(rule, weights, **options)
 x = (np.random.default_rng(0).random((100, 784)) < 0.3).astype(np.float32)

@@ -6,9 +6,9 @@
 Left: the network, inputs at the bottom and the conditionals p(x_d | x_<d) at the top, every unit
 labelled with its degree m(·) (numbered from 0, as the code numbers them; the paper counts from 1),
 and a line for every weight its masks keep. Middle: the masks as matrices in the data's numbering
-(model.natural_masks(): row k, column j is 1 when unit j feeds unit k). Right: the same masks with
-every layer's units sorted by degree, the layout engine.py stores the weights in: each mask becomes
-a staircase, whose blocks staircase.py multiplies.
+(model.masks(): row k, column j is 1 when unit j feeds unit k). Right: the same masks with
+every layer's units sorted by degree, as engine.py keeps the weights for its own speed: each mask
+becomes a staircase, whose blocks staircase.py multiplies.
 """
 import argparse
 import os
@@ -33,7 +33,7 @@ def unit_names(model):
 
 def draw_network(axes, model):
     """Units as circles labelled with their degree, in rows from the inputs up; a line per kept weight."""
-    degrees, masks = model.natural_degrees(), model.natural_masks()
+    degrees, masks = model.degrees(), model.masks()
     sizes = [model.n_in] + model.hidden_sizes + [model.n_in]
     width = max(sizes)
     places = [[((width - size) / 2 + i, row) for i in range(size)] for row, size in enumerate(sizes)]
@@ -78,9 +78,9 @@ def draw(model, path):
     figure = plt.figure(figsize=(12, 2.3 * len(layers) + 0.5))
     grid = figure.add_gridspec(len(layers), 3, width_ratios=[1.6, 1, 1])
     draw_network(figure.add_subplot(grid[:, 0]), model)
-    degrees, names = model.natural_degrees(), unit_names(model)
-    natural, engine = model.natural_masks(), model.engine
-    layout = engine.layout_masks()  # the engine's layout: every layer's units sorted by degree (one mask)
+    degrees, names = model.degrees(), unit_names(model)
+    natural = model.masks()
+    order = [np.argsort(d, kind="stable") for d in degrees]  # every layer's units sorted by degree
 
     def labels(source, order=None):
         order = range(len(degrees[source])) if order is None else order
@@ -92,8 +92,8 @@ def draw(model, path):
                f"{'inputs' if source == 0 else 'hidden layer ' + str(source)}"
         draw_mask(figure.add_subplot(grid[index, 1]), np.asarray(natural[name]), labels(rows), labels(source),
                   f"{what}\n(data's numbering)")
-        draw_mask(figure.add_subplot(grid[index, 2]), np.asarray(layout[name]),
-                  labels(rows, engine.order[rows]), labels(source, engine.order[source]),
+        staircase = np.asarray(natural[name])[order[rows]][:, order[source]]
+        draw_mask(figure.add_subplot(grid[index, 2]), staircase, labels(rows, order[rows]), labels(source, order[source]),
                   f"{what}\n(sorted by degree: a staircase)")
     figure.suptitle(f"MADE {'-'.join(map(str, [model.n_in] + model.hidden_sizes + [model.n_in]))}: "
                     "hidden mask 1[m_l(k) ≥ m_{l-1}(j)] (eq. 12), output mask 1[m(d) > m_L(k)] (eq. 13)", fontsize=10)

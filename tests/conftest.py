@@ -54,3 +54,23 @@ def one_line(text, *words):
     for word in words:
         assert word in lines[0], (word, lines[0])
     return lines[0]
+
+
+def fill_params(model, draw):
+    """Write every parameter of a model, in the data's numbering: draw(shape) gives its new value."""
+    for name, value in model.params.items():
+        model.params[name] = draw(value.shape)
+
+
+def check_param_gradient(model, name, loss, analytic):
+    """autograd.check_gradient for parameter `name` of a model, perturbed through model.params (the
+    data's numbering): loss() is the loss at the model's current parameters."""
+    from autograd import check_gradient
+    value = np.array(model.params[name])
+
+    def loss_at_value():
+        model.params[name] = value
+        return loss()
+    error = check_gradient(loss_at_value, value, analytic)
+    model.params[name] = value
+    return error

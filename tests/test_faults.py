@@ -320,11 +320,11 @@ def test_an_ensemble_holds_one_masks_results_at_a_time():
 def test_an_ensemble_after_use_ordering_restores_that_ordering():
     model = MADE(8, [12], n_masks=3, seed=4)
     model.use_ordering(np.arange(8)[::-1], seed=5)
-    masks = model.natural_masks()
+    masks = model.masks()
     x = random_binary((6, 8))
     assert model.log_prob(x, n_masks=2).shape == (6,)
     assert model.mask_index is None and list(model.ordering) == list(range(8))[::-1]
-    assert all(np.array_equal(model.natural_masks()[name], masks[name]) for name in masks)
+    assert all(np.array_equal(model.masks()[name], masks[name]) for name in masks)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,14 +28,14 @@ def test_gpu_matches_cpu_log_prob_and_gradients(options):
 @pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
 def test_gpu_training_steps_match_cpu(name):
     models = [MADE(10, [30], n_masks=3, dtype="float64", seed=2, gpu=gpu) for gpu in (False, True)]
-    optimizers = [optim.make_optimizer(name, m.layout_params) for m in models]
+    optimizers = [optim.make_optimizer(name, m) for m in models]
     for step in range(5):
         x = random_binary((16, 10), seed=step)
         for model, optimizer in zip(models, optimizers):
             optimizer.step(model.loss_and_grads(x)[1])
             model.next_mask()
-    for key in models[0].layout_params:
-        np.testing.assert_allclose(backend.to_host(models[1].layout_params[key]), models[0].layout_params[key], rtol=1e-9)
+    for key in models[0].params:
+        np.testing.assert_allclose(models[1].params[key], models[0].params[key], rtol=1e-9)
 
 
 def test_gpu_fast_sampler_matches_cpu_and_naive():
@@ -53,7 +53,7 @@ def test_gpu_model_saves_and_loads_on_either_device(tmp_path):
     gpu.save(tmp_path / "m.npz")
     x = random_binary((6, 8))
     cpu = MADE.load(tmp_path / "m.npz")
-    for name, value in gpu.layout_params.items():
-        np.testing.assert_array_equal(cpu.layout_params[name], backend.to_host(value))
+    for name, value in gpu.params.items():
+        np.testing.assert_array_equal(cpu.params[name], value)
     # the same weights; cuBLAS and the CPU's BLAS may round float32 sums differently
     np.testing.assert_allclose(cpu.log_prob(x), backend.to_host(gpu.log_prob(x)), rtol=1e-6)

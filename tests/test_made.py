@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from autograd import check_gradient
-from conftest import random_binary
+from conftest import check_param_gradient, fill_params, random_binary
 import backend
 from made import MADE, CheckpointError, input_degrees
 from weights import init_weight
@@ -18,15 +17,15 @@ def check_model_gradients(model, x):
     """Compare every parameter's gradient with finite differences, at a generic point: random
     biases keep hidden units off relu's kink, where the derivative does not exist."""
     rng = np.random.default_rng(0)
-    for name, param in model.layout_params.items():
+    for name, param in model.params.items():
         if name.startswith("b"):
-            param[...] = rng.uniform(0.1, 0.5, param.shape) * rng.choice([-1, 1], param.shape)
+            model.params[name] = rng.uniform(0.1, 0.5, param.shape) * rng.choice([-1, 1], param.shape)
     for loss_and_grads in (model.reference_loss_and_grads, model.loss_and_grads):  # dense, then staircase
         _, grads = loss_and_grads(x)
-        assert set(grads) == set(model.layout_params)
-        grads = {name: np.array(grad) for name, grad in grads.items()}  # the fast path's are reused buffers
-        for name, param in model.layout_params.items():
-            error = check_gradient(lambda: loss_and_grads(x)[0], param, grads[name])
+        assert set(grads) == set(model.params)
+        grads = {name: np.array(backend.to_host(grad)) for name, grad in grads.items()}
+        for name in model.params:
+            error = check_param_gradient(model, name, lambda: loss_and_grads(x)[0], grads[name])
             assert error < 1e-6, f"{name}: relative error {error:.2e} ({loss_and_grads.__name__})"
 
 
@@ -58,7 +57,7 @@ def test_orthogonal_init_gradients_and_orthogonality():
     np.testing.assert_allclose(w @ w.T, np.eye(4), atol=1e-12)
     # a cycle keeps every weight (each mask uses others); in any numbering of the units
     model = MADE(6, [9, 4], init="orthogonal", n_masks=2, dtype="float64", seed=9)
-    w = model.layout_params["W0"]
+    w = model.params["W0"]
     np.testing.assert_allclose(w.T @ w, np.eye(6), atol=1e-12)
     check_model_gradients(model, random_binary((5, 6), seed=10))
 
@@ -70,7 +69,7 @@ def test_orthogonal_init_gradients_and_orthogonality():
 def reach_in_data_order(model):
     """Which outputs can reach which inputs, from the product of the model's masks (in the data's
     numbering) along every path: (D, D) 0/1, [d, j] = 1 when some path of kept weights leads from j to d."""
-    masks = {name: np.asarray(backend.to_host(mask), dtype=np.float64) for name, mask in model.natural_masks().items()}
+    masks = {name: np.asarray(backend.to_host(mask), dtype=np.float64) for name, mask in model.masks().items()}
     reach = 0
     if model.hidden_sizes:
         reach = masks["W0"]
@@ -95,8 +94,7 @@ def test_changing_an_input_never_changes_earlier_outputs(seed):
     model = MADE(n_in, hidden, direct=not hidden or bool(rng.integers(2)), cond_mask=bool(rng.integers(2)),
                  activation=str(rng.choice(["relu", "tanh"])), dtype="float64", seed=seed)
     # random weights and biases everywhere, so that no zero hides a connection
-    for param in model.layout_params.values():
-        param[...] = rng.standard_normal(param.shape)
+    fill_params(model, rng.standard_normal)
     position = input_degrees(model.ordering)
     x = random_binary((3, n_in), seed=seed)
     logits = model.forward(x)
@@ -137,8 +135,7 @@ def test_natural_and_given_orderings():
 @pytest.mark.parametrize("hidden,direct", [([7], False), ([7, 5], True), ([], True)])
 def test_zero_model_gives_d_log_2(hidden, direct):
     model = MADE(6, hidden, direct=direct, dtype="float64")
-    for param in model.layout_params.values():
-        param[...] = 0
+    fill_params(model, np.zeros)
     log_p = model.log_prob(random_binary((4, 6)))
     np.testing.assert_allclose(log_p, -6 * math.log(2), rtol=1e-14)
 
@@ -152,8 +149,7 @@ def test_log_prob_is_a_normalised_distribution():
 
 def test_nll_finite_for_extreme_logits():
     model = MADE(6, [7], direct=True)
-    model.layout_params["b1"][:] = 1e4
-    model.layout_params["b1"][::2] = -1e4
+    model.params["b1"] = np.where(np.arange(6) % 2, 1e4, -1e4)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         loss, grads = model.loss_and_grads(random_binary((4, 6)))
     assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())
@@ -162,18 +158,50 @@ def test_nll_finite_for_extreme_logits():
 def test_float32_by_default_and_no_upcast():
     model = MADE(6, [7], direct=True, cond_mask=True)
     x = random_binary((4, 6)).astype(np.float32)
-    assert all(p.dtype == np.float32 for p in model.layout_params.values())
+    assert all(p.dtype == np.float32 for p in model.engine.arrays.values())
+    assert all(p.dtype == np.float32 for p in model.params.values())
     assert model.forward(x).dtype == np.float32
     assert model.log_prob(x).dtype == np.float32
     assert all(g.dtype == np.float32 for g in model.loss_and_grads(x)[1].values())
 
 
-def test_changes_to_params_in_place_take_effect():
+def test_a_parameter_written_takes_effect_and_a_copy_cannot_be_written():
     model = MADE(6, [7])
     x = random_binary((4, 6))
     before = model.log_prob(x).copy()
-    model.layout_params["b1"] += 1.0
+    model.params["b1"] = model.params["b1"] + 1.0
     assert not np.array_equal(model.log_prob(x), before)
+    with pytest.raises(ValueError, match="read-only"):
+        model.params["b1"][0] = 5.0  # a copy: writing into it would change nothing, so it refuses
+    with pytest.raises(ValueError, match="shape"):
+        model.params["W0"] = np.zeros((6, 7))
+    with pytest.raises(ValueError, match="not a parameter"):
+        model.params["W9"] = np.zeros((7, 6))
+
+
+@pytest.mark.parametrize("options", [dict(hidden_sizes=[7]), dict(hidden_sizes=[7, 5], direct=True, n_masks=3),
+                                     dict(hidden_sizes=[], direct=True), dict(hidden_sizes=[6], cond_mask=True)],
+                         ids=["one mask", "cycle", "shallow", "cond"])
+def test_the_parameters_are_in_the_datas_numbering(options):
+    """Column j of W0 is input j, row d of the output weights is output d: the network written out
+    in plain NumPy on model.params and model.masks() gives the model's logits, for weights written
+    anywhere (the places the masks remove included), under every mask of the cycle."""
+    model = MADE(6, dtype="float64", seed=3, **options)
+    fill_params(model, np.random.default_rng(4).standard_normal)
+    x = random_binary((5, 6), seed=5)
+    for k in range(model.n_masks):
+        model.use_mask(k)
+        p, m = model.params, {name: backend.to_host(mask) for name, mask in model.masks().items()}
+        h, n_hidden = x, len(model.hidden_sizes)
+        for layer in range(n_hidden):
+            bias = p[f"b{layer}"] + ((p[f"U{layer}"] * m[f"W{layer}"]).sum(1) if model.cond_mask else 0)
+            h = np.maximum(h @ (p[f"W{layer}"] * m[f"W{layer}"]).T + bias, 0)
+        logits = p[f"b{n_hidden}"] + (h @ (p[f"W{n_hidden}"] * m[f"W{n_hidden}"]).T if n_hidden else 0)
+        if model.cond_mask and n_hidden:
+            logits = logits + (p[f"U{n_hidden}"] * m[f"W{n_hidden}"]).sum(1)
+        if model.direct:
+            logits = logits + x @ (p["W_direct"] * m["W_direct"]).T
+        np.testing.assert_allclose(model.forward(x), logits, rtol=1e-12, atol=1e-12)
 
 
 def test_float32_model_agrees_with_float64():
@@ -193,8 +221,8 @@ def test_float32_model_agrees_with_float64():
 def test_save_then_load_reproduces_log_prob_exactly(tmp_path, options):
     model = MADE(6, seed=16, **options)
     rng = np.random.default_rng(17)
-    for param in model.layout_params.values():
-        param[...] += rng.standard_normal(param.shape)
+    for name, param in model.params.items():
+        model.params[name] = param + rng.standard_normal(param.shape)
     model.next_mask()
     model.next_mask()
     path = tmp_path / "model.npz"
@@ -219,7 +247,7 @@ def test_load_refuses_a_file_that_is_not_a_model(tmp_path, small_npz):
 
 
 def bits(model):
-    return {name: value.tobytes() for name, value in model.layout_params.items()}
+    return {name: value.tobytes() for name, value in model.engine.arrays.items()}
 
 
 @pytest.mark.parametrize("options", [dict(hidden_sizes=[9, 8], direct=True, cond_mask=True),
@@ -231,9 +259,7 @@ def test_reading_leaves_every_parameter_bit_identical(options, written):
     import ancestral
     model = MADE(7, seed=20, **options)
     if written:  # whatever a user put anywhere, the places the masks remove included
-        rng = np.random.default_rng(21)
-        for param in model.layout_params.values():
-            param[...] = rng.standard_normal(param.shape)
+        fill_params(model, np.random.default_rng(21).standard_normal)
     x = random_binary((600, 7), seed=22)  # enough examples for the sorted copies of a cycle's masks
     before = bits(model)
     model.forward(x), model.forward(x[:3]), model.log_prob(x), model.log_prob(x, n_masks=2)
@@ -245,24 +271,22 @@ def test_reading_leaves_every_parameter_bit_identical(options, written):
     np.testing.assert_allclose(model.forward(x[:5]), model.reference_forward(x[:5]), rtol=1e-5, atol=1e-6)
 
 
-def test_natural_masks_are_figure_1s_and_the_engines_are_them_renumbered():
+def test_the_masks_are_figure_1s():
     model = MADE(5, [6, 4], direct=True, n_masks=3, seed=23)
     for k in range(3):
         model.use_mask(k)
-        degrees = model.natural_degrees()
-        masks = model.natural_masks()
+        degrees = model.degrees()
+        masks = model.masks()
         np.testing.assert_array_equal(masks["W0"], degrees[1][:, None] >= degrees[0][None, :])      # eq. 12
         np.testing.assert_array_equal(masks["W1"], degrees[2][:, None] >= degrees[1][None, :])
         np.testing.assert_array_equal(masks["W2"], degrees[0][:, None] > degrees[2][None, :])       # eq. 13
         np.testing.assert_array_equal(masks["W_direct"], degrees[0][:, None] > degrees[0][None, :])
-        for name, mask in model.engine.layout_masks().items():
-            np.testing.assert_array_equal(model.engine.natural(name, mask), masks[name])
-    np.testing.assert_array_equal(model.natural_degrees()[0], input_degrees(model.ordering))
+    np.testing.assert_array_equal(model.degrees()[0], input_degrees(model.ordering))
 
 
 def test_a_one_mask_models_weights_are_zero_where_its_mask_removes_them():
     model = MADE(6, [8], direct=True, cond_mask=True, seed=24)
-    masks, params = model.natural_masks(), model.natural_params()
+    masks, params = model.masks(), model.params
     for name, mask in masks.items():
         assert not params[name][mask == 0].any() and params[name][mask == 1].all()
         assert not params["U" + name[1:]][mask == 0].any()

@@ -209,9 +209,9 @@ def test_every_state_a_crash_leaves_is_finishable_with_the_same_numbers(tiny, tm
     finished = json.loads((out / "metrics.json").read_text())
     expected = json.loads((straight / "metrics.json").read_text())
     assert finished["test_nll"] == expected["test_nll"] and finished["best_epoch"] == expected["best_epoch"]
-    assert MADE.load(out / "model.npz").natural_params().keys() == MADE.load(straight / "model.npz").natural_params().keys()
-    for name, value in MADE.load(out / "model.npz").natural_params().items():
-        np.testing.assert_array_equal(value, MADE.load(straight / "model.npz").natural_params()[name])
+    assert MADE.load(out / "model.npz").params.keys() == MADE.load(straight / "model.npz").params.keys()
+    for name, value in MADE.load(out / "model.npz").params.items():
+        np.testing.assert_array_equal(value, MADE.load(straight / "model.npz").params[name])
 
 
 def test_a_model_npz_from_another_run_is_never_tested(tmp_path, capsys):
@@ -228,7 +228,7 @@ def test_a_model_npz_from_another_run_is_never_tested(tmp_path, capsys):
     shutil.copy(folders["a"] / "model.npz", folders["b"] / "model.npz")
     assert train.main(["--resume", "--out", str(folders["b"])]) == 0
     assert json.loads((folders["b"] / "metrics.json").read_text())["test_nll"] == own
-    for name, value in MADE.load(folders["b"] / "model.npz").natural_params().items():
+    for name, value in MADE.load(folders["b"] / "model.npz").params.items():
         np.testing.assert_array_equal(value, np.load(io_bytes(own_model))[f"param.{name}"])
     capsys.readouterr()
     shutil.copy(folders["a"] / "model.npz", folders["b"] / "model.npz")  # after it finished

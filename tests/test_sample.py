@@ -9,7 +9,7 @@ import evaluate
 import runs
 import ancestral
 import sample as sampling
-from conftest import random_binary
+from conftest import fill_params, random_binary
 from autograd import bernoulli_nll
 from ancestral import completes_in_own_ordering, log_prob_observed, log_prob_unobserved
 from made import MADE
@@ -18,8 +18,7 @@ from made import MADE
 def randomised(model, seed=0, scale=1.0):
     """Random weights and biases everywhere, so no zero hides a connection or a difference."""
     rng = np.random.default_rng(seed)
-    for param in model.layout_params.values():
-        param[...] = rng.standard_normal(param.shape) * scale
+    fill_params(model, lambda shape: rng.standard_normal(shape) * scale)
     return model
 
 
@@ -74,14 +73,14 @@ def test_use_mask_reproduces_mask_k_and_the_cycle_wraps():
     model = MADE(10, [20], direct=True, n_masks=3, seed=2)
     masks = []
     for _ in range(3):
-        masks.append(model.natural_masks())
+        masks.append(model.masks())
         model.next_mask()
     assert model.mask_index == 0, "after K steps the cycle is back at mask 0"
     other = MADE(10, [20], direct=True, n_masks=3, seed=2)
     for k in (2, 0, 1):
         other.use_mask(k)
         for name in masks[k]:
-            np.testing.assert_array_equal(other.natural_masks()[name], masks[k][name])
+            np.testing.assert_array_equal(other.masks()[name], masks[k][name])
     assert not np.array_equal(masks[0]["W0"], masks[1]["W0"])
 
 

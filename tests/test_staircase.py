@@ -12,7 +12,7 @@ import optim
 import staircase
 from ancestral import group_by_pattern, log_prob_observed, log_prob_unobserved, observed_first_ordering
 from autograd import bernoulli_nll, bernoulli_nll_backward, sigmoid
-from conftest import random_binary
+from conftest import fill_params, random_binary
 from made import MADE
 
 OPTIONS = [dict(hidden_sizes=[13]), dict(hidden_sizes=[13], direct=True), dict(hidden_sizes=[13, 11], cond_mask=True),
@@ -28,9 +28,7 @@ def ids(options):
 
 def randomised(model, seed):
     """Random weights everywhere, the removed ones included: the fast path must not rely on them."""
-    rng = np.random.default_rng(seed)
-    for param in model.layout_params.values():
-        param[...] = rng.standard_normal(param.shape)
+    fill_params(model, np.random.default_rng(seed).standard_normal)
     return model
 
 
@@ -44,7 +42,7 @@ def test_loss_and_every_gradient_equal_the_reference(options, cycle, blocks):
         x = random_binary((7, 10), seed=step)
         reference_loss, reference_grads = model.reference_loss_and_grads(x)
         loss, grads = model.loss_and_grads(x)
-        assert set(grads) == set(reference_grads) == set(model.layout_params)
+        assert set(grads) == set(reference_grads) == set(model.params)
         np.testing.assert_allclose(float(loss), float(reference_loss), rtol=1e-12)
         for name in grads:
             np.testing.assert_allclose(grads[name], reference_grads[name], rtol=1e-10, atol=1e-12, err_msg=name)
@@ -135,15 +133,15 @@ def test_writing_into_removed_weights_cannot_break_the_autoregressive_property()
     model = MADE(9, [20], direct=True, seed=12, dtype="float64")
     x = random_binary((4, 9), seed=13)
     before = model.forward(x)
-    masks = model.engine.layout_masks()
+    masks = {name: backend.to_host(mask) for name, mask in model.masks().items()}
     for name in ("W0", "W1", "W_direct"):  # every removed weight (mask 0) set to a large value
-        model.layout_params[name][masks[name] == 0] = 1e3
-    written = {name: value.copy() for name, value in model.layout_params.items()}
+        model.params[name] = np.where(masks[name] == 0, 1e3, model.params[name])
+    written = {name: value.copy() for name, value in model.engine.arrays.items()}
     np.testing.assert_allclose(model.forward(x), before, rtol=1e-12)
     loss, grads = model.loss_and_grads(x)
     for name in ("W0", "W1", "W_direct"):
         assert not grads[name][masks[name] == 0].any(), name
-        np.testing.assert_array_equal(model.layout_params[name], written[name])  # read, never cleaned
+        np.testing.assert_array_equal(model.engine.arrays[name], written[name])  # read, never cleaned
 
 
 def test_gradients_are_buffers_valid_until_the_next_call():
@@ -151,7 +149,7 @@ def test_gradients_are_buffers_valid_until_the_next_call():
     _, first = model.loss_and_grads(random_binary((5, 6), seed=15))
     kept = {name: grad.copy() for name, grad in first.items()}
     _, second = model.loss_and_grads(random_binary((5, 6), seed=16))
-    assert all(second[name] is first[name] for name in first)  # the same arrays, refilled
+    assert all(second.buffers[name] is first.buffers[name] for name in first)  # the same arrays, refilled
     assert any(not np.array_equal(second[name], kept[name]) for name in kept)
 
 
@@ -176,9 +174,9 @@ def test_a_cycle_kept_as_boolean_masks_trains_as_one_kept_in_floats(monkeypatch)
 @pytest.mark.parametrize("rule", sorted(optim.OPTIMIZERS))
 def test_updating_only_the_regions_equals_updating_everything(rule, monkeypatch):
     monkeypatch.setattr(staircase, "LONG_ROWS", 1)  # blocks cut at their width, even on short rows
-    monkeypatch.setattr(staircase, "BAND", 8)  # and cut into bands of a row or two
+    monkeypatch.setattr(engine, "BAND", 8)  # and cut into bands of a row or two
     models = [MADE(12, [30, 20], direct=True, cond_mask=True, dtype="float64", seed=17) for _ in range(2)]
-    optimizers = [optim.make_optimizer(rule, model.layout_params) for model in models]
+    optimizers = [optim.make_optimizer(rule, model) for model in models]
     for step in range(5):
         x = random_binary((8, 12), seed=step)
         _, grads = models[0].loss_and_grads(x)
@@ -186,8 +184,8 @@ def test_updating_only_the_regions_equals_updating_everything(rule, monkeypatch)
         optimizers[0].step(grads)
         _, grads = models[1].loss_and_grads(x)
         optimizers[1].step(dict(grads))  # a plain dict has no regions: every element updated
-    for name in models[0].layout_params:
-        np.testing.assert_allclose(models[0].layout_params[name], models[1].layout_params[name], rtol=1e-12, err_msg=name)
+    for name in models[0].params:
+        np.testing.assert_allclose(models[0].params[name], models[1].params[name], rtol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("n_out, n_in, strict", [(300, 40, False), (40, 300, True), (7, 7, True), (1, 5, False)])

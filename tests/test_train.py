@@ -162,7 +162,7 @@ def test_dtype_flag_trains_a_float64_model(mixture_file, tmp_path):
     metrics = run_train("--dataset", mixture_file[0], "--hidden", 10, "--epochs", 1, "--dtype", "float64",
                         "--out", tmp_path / "run")
     assert metrics["config"]["model"]["dtype"] == "float64"
-    assert MADE.load(tmp_path / "run" / "model.npz").layout_params["W0"].dtype == np.float64
+    assert MADE.load(tmp_path / "run" / "model.npz").params["W0"].dtype == np.float64
 
 
 def test_training_through_the_reference_gives_the_fast_engines_history(mixture_file, tmp_path, capsys):
@@ -182,8 +182,8 @@ def test_training_through_the_reference_gives_the_fast_engines_history(mixture_f
         for key in ("train_nll", "valid_nll"):
             assert reference[key] == pytest.approx(fast[key], rel=1e-10)
     models = [MADE.load(tmp_path / name / "model.npz") for name in ("fast", "reference")]
-    for name, value in models[0].natural_params().items():
-        np.testing.assert_allclose(models[1].natural_params()[name], value, rtol=1e-8, atol=1e-12)
+    for name, value in models[0].params.items():
+        np.testing.assert_allclose(models[1].params[name], value, rtol=1e-8, atol=1e-12)
 
 
 def test_the_reference_engine_is_what_the_api_trains_through_when_asked():
@@ -191,10 +191,7 @@ def test_the_reference_engine_is_what_the_api_trains_through_when_asked():
     model = MADE(6, [8], dtype="float64", reference=True, seed=2)
     optimizer = optim.AdaGrad(model, lr=0.1, fast=False)
     x = (np.random.default_rng(0).random((40, 6)) < 0.4).astype(np.float64)
-    before = model.natural_params()
+    before = dict(model.params)
     optim.train_epoch(model, optimizer, x, np.arange(40), 10)
     assert type(model.engine).__name__ == "ReferenceEngine" and optimizer.fast_form is None
-    assert model.layout_params["W0"] is model.engine.params["W0"]  # the data's numbering is its layout
-    assert any(not np.array_equal(before[name], value) for name, value in model.natural_params().items())
-    with pytest.raises(AttributeError, match="layout_params"):
-        model.params
+    assert any(not np.array_equal(before[name], value) for name, value in model.params.items())
