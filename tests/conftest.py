@@ -10,6 +10,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from autograd import check_gradient  # noqa: E402 (the project root is on the path from here on)
+
 
 def random_binary(shape, seed=0, p=0.5):
     return (np.random.default_rng(seed).random(shape) < p).astype(np.float64)
@@ -65,7 +67,6 @@ def fill_params(model, draw):
 def check_param_gradient(model, name, loss, analytic):
     """autograd.check_gradient for parameter `name` of a model, perturbed through model.params (the
     data's numbering): loss() is the loss at the model's current parameters."""
-    from autograd import check_gradient
     value = np.array(model.params[name])
 
     def loss_at_value():
