@@ -73,13 +73,6 @@ def fingerprint(split):
     return hashlib.sha256(b"".join(sorted(map(bytes, packed)))).hexdigest()[:16]
 
 
-def ordered_fingerprint(split):
-    """The rule of run folders written before the order-free one: SHA-256 over the packed rows in
-    their file order. Only used to check the data of such a run; `fingerprint` is the rule."""
-    packed = np.packbits(np.asarray(split).astype(np.uint8), axis=1)
-    return hashlib.sha256(packed.tobytes()).hexdigest()[:16]
-
-
 def download(url, path, timeout=60):
     """Fetch url into path atomically; any failure leaves no file and raises DataError."""
     try:

@@ -14,7 +14,6 @@ the folder stuck. Writes are atomic (files.atomic_write); the temporary files of
 killed are removed when the folder is next opened for training. Nothing is written outside RUN:
 a train.log that is a symbolic link is refused, and the other files replace a link, never follow it.
 """
-import dataclasses
 import fcntl
 import hashlib
 import json
@@ -30,7 +29,7 @@ import backend
 import cli
 import data
 import files
-from made import MADE, CheckpointError, mixture_log_prob, model_arrays, model_from_arrays
+from made import CheckpointError, mixture_log_prob, model_from_arrays
 
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json", "train.log", "learning_curve.png")
 
@@ -221,133 +220,7 @@ def check_outputs(outputs, inputs=(), own_run=False):
 
 
 # ----------------------------------------------------------------------------------------------
-# The state of a training run
-
-
-@dataclasses.dataclass
-class TrainingState:
-    """Where a run stands: what the loop needs to go on and a checkpoint saves, besides the model
-    and the optimizer. rng draws the order of the minibatches of every epoch."""
-    rng: np.random.Generator
-    epoch: int = 0
-    best_valid: float = math.inf
-    best_epoch: int = 0
-    epochs_without_improvement: int = 0
-    train_seconds: float = 0.0
-    history: list = dataclasses.field(default_factory=list)
-
-    def stop_reason(self, max_epochs, patience):
-        """Why training is over ('patience ran out', 'epoch cap reached'), or None while it goes on."""
-        if self.epoch > 0 and self.epochs_without_improvement >= patience:
-            return "patience ran out"
-        if self.epoch >= max_epochs:
-            return "epoch cap reached"
-        return None
-
-    def record(self, train_nll, valid_nll, seconds, examples_per_second, lr):
-        """Add an epoch's row to the history (with the learning rate it trained at, which --resume
-        may change); True when its validation NLL is the best so far."""
-        self.epoch += 1
-        self.train_seconds += seconds
-        improved = valid_nll < self.best_valid
-        if improved:
-            self.best_valid, self.best_epoch, self.epochs_without_improvement = valid_nll, self.epoch, 0
-        else:
-            self.epochs_without_improvement += 1
-        self.history.append({"epoch": self.epoch, "train_nll": train_nll, "valid_nll": valid_nll,
-                             "seconds": seconds, "examples_per_second": examples_per_second, "lr": lr})
-        return improved
-
-    def to_json(self):
-        status = {"epoch": self.epoch, "best_valid": self.best_valid, "best_epoch": self.best_epoch,
-                  "epochs_without_improvement": self.epochs_without_improvement, "train_seconds": self.train_seconds}
-        return {"status": status, "history": self.history, "rng": self.rng.bit_generator.state}
-
-    @classmethod
-    def from_json(cls, value, what):
-        """The state saved by to_json, after checking every field; RunError naming `what` otherwise."""
-        problem = training_state_problem(value)
-        if problem is None:
-            try:
-                rng = backend.random_generator(0)
-                rng.bit_generator.state = value["rng"]
-            except (TypeError, ValueError, KeyError, OverflowError):
-                problem = "the minibatch generator's state is not a PCG64 state"
-        if problem is not None:
-            raise RunError(f"cannot resume: {what} holds a damaged training state ({problem})")
-        status = value["status"]
-        return cls(rng=rng, history=value["history"], **{key: status[key] for key in (
-            "epoch", "best_valid", "best_epoch", "epochs_without_improvement", "train_seconds")})
-
-
-def training_state_problem(value):
-    """What is wrong with a saved training state (a JSON value), or None: the counts, their
-    relations, and every history row must be what TrainingState.record could have written."""
-    def number(x, low=-math.inf):
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x) and x >= low
-
-    def count(x):
-        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
-
-    status = value.get("status") if isinstance(value, dict) else None
-    history = value.get("history") if isinstance(value, dict) else None
-    if not isinstance(status, dict) or not isinstance(history, list) or not isinstance(value.get("rng"), dict):
-        return "status, history or generator state missing"
-    if not all(count(status.get(key)) for key in ("epoch", "best_epoch", "epochs_without_improvement")):
-        return "epoch counts must be whole numbers ≥ 0"
-    if not (number(status.get("best_valid")) and number(status.get("train_seconds"), 0)):
-        return "best_valid and train_seconds must be numbers"
-    epoch, best = status["epoch"], status["best_epoch"]
-    if best > epoch or (epoch > 0) != (best > 0) or status["epochs_without_improvement"] != epoch - best:
-        return f"best epoch {best} does not fit epoch {epoch}"
-    if len(history) != epoch:
-        return f"{len(history)} history rows for {epoch} epochs"
-    if not all(isinstance(row, dict) and row.get("epoch") == i + 1 and all(
-            number(row.get(key)) for key in ("train_nll", "valid_nll", "seconds", "examples_per_second"))
-            and ("lr" not in row or (number(row["lr"]) and row["lr"] > 0))  # rows written before it was kept have none
-            for i, row in enumerate(history)):
-        return "a history row is not {epoch, train_nll, valid_nll, seconds, examples_per_second, lr}"
-    if epoch and history[best - 1]["valid_nll"] != status["best_valid"]:
-        return "best_valid is not the best epoch's validation NLL"
-    return None
-
-
-# ----------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-@dataclasses.dataclass
-class Checkpoint:
-    """What --resume reads back: the model, the optimizer's arrays, the state, the run's settings,
-    the record of its data (data_record; None in checkpoints written before it was kept), and the
-    best model's arrays (best_model_arrays; None in checkpoints written before they held it)."""
-    model: MADE
-    optimizer_state: dict
-    state: TrainingState
-    settings: dict
-    data: dict = None
-    best: dict = None
-
-
-def save_checkpoint(path, model, optimizer, state, settings, data=None, best=None):
-    """Everything the run is, in one atomic .npz: the current weights and mask, the optimizer's
-    state, the TrainingState, the run's settings (its flags), the record of its data, and the best
-    model (best: best_model_arrays of state.best_epoch; stored as best.* unless it is the current
-    model). The checkpoint alone is the run's truth: model.npz is a copy of its best model, which
-    write_best_model makes and a crash between the two writes can always make again."""
-    if best is None and state.best_epoch != state.epoch:
-        raise ValueError("save_checkpoint: the best model is needed when it is not the current one")
-    arrays = model_arrays(model)
-    arrays.update({f"optim.{key}": value for key, value in optimizer.state_dict().items()})
-    arrays["train_state"] = files.json_array(dict(state.to_json(), run_config=settings, data=data, holds_best=True))
-    if best is not None and state.best_epoch != state.epoch:
-        arrays.update({f"best.{name}": value for name, value in best.items()})
-    files.save_npz(path, arrays)
-
-
-def best_model_arrays(model, epoch):
-    """model.npz's arrays: the model (state_arrays) and the epoch whose weights it holds."""
-    return dict(model_arrays(model), epoch=np.array(epoch))
+# The run's data
 
 
 def model_digest(arrays):
@@ -361,80 +234,6 @@ def model_digest(arrays):
     return digest.hexdigest()[:16]
 
 
-def write_best_model(folder, best):
-    """Make RUN/model.npz the checkpoint's best model (best: its arrays), unless it already is;
-    True when it had to be written."""
-    path = folder.file("model.npz")
-    try:
-        held = files.read_npz(path) if os.path.exists(path) else None
-    except files.FileFormatError:
-        held = None  # damaged: rewritten
-    if held is not None and model_digest(held) == model_digest(best) and held.get("epoch") == best["epoch"]:
-        return False
-    files.save_npz(path, best)
-    return True
-
-
-def legacy_best_model(folder, state, config):
-    """For a checkpoint written before it held the best model: model.npz's arrays, once checked to
-    be the model the checkpoint describes (its configuration and its best epoch)."""
-    path = folder.file("model.npz")
-    try:
-        arrays = files.read_npz(path)
-        model = model_from_arrays(arrays, path)
-    except (files.FileFormatError, CheckpointError) as error:
-        raise RunError(f"cannot finish the run: {error}") from None
-    epoch = arrays.get("epoch")
-    if model.config != config or (epoch is not None and int(epoch) != state.best_epoch):
-        raise RunError(f"cannot finish the run: {path} is not the model of {folder.file('checkpoint.npz')} (its best "
-                       f"epoch {state.best_epoch}); the run's files were changed by hand or by another program")
-    return best_model_arrays(model, state.best_epoch)
-
-
-def checkpoint_epoch(path):
-    """The epoch the checkpoint at `path` holds, read from the file (0 when there is none)."""
-    try:
-        return int(_checkpoint_state(os.path.dirname(os.path.abspath(path)))["status"]["epoch"])
-    except (OSError, ValueError, KeyError, TypeError, files.FileFormatError):
-        return 0
-
-
-def load_checkpoint(path, gpu, reference=False):
-    """The Checkpoint in `path` (its model on the reference engine with reference); RunError naming
-    the file when anything in it is unusable."""
-    try:
-        arrays = files.read_npz(path)
-        saved = files.read_json_array(arrays.get("train_state", np.array(0)), f"{path}: train_state")
-        model = model_from_arrays(arrays, path, gpu=gpu, reference=reference)
-        best_arrays = {name[len("best."):]: value for name, value in arrays.items() if name.startswith("best.")}
-        best_model = model_from_arrays(best_arrays, f"{path}: its best model") if best_arrays else None
-    except (files.FileFormatError, CheckpointError) as error:
-        raise RunError(f"cannot resume: {error}") from None
-    settings = saved.get("run_config") if isinstance(saved, dict) else None
-    if not isinstance(settings, dict):
-        raise RunError(f"cannot resume: {path} lacks the run's settings")
-    optimizer_state = {key[len("optim."):]: value for key, value in arrays.items() if key.startswith("optim.")}
-    record = saved.get("data")
-    state = TrainingState.from_json(saved, path)
-    best = None
-    if best_model is not None:
-        if best_model.config != model.config or best_arrays.get("epoch") != state.best_epoch:
-            raise RunError(f"cannot resume: {path} holds a best model that is not of its run")
-        best = best_arrays
-    elif state.best_epoch == state.epoch and state.epoch > 0:
-        best = best_model_arrays(model, state.epoch)
-    elif state.best_epoch != state.epoch and "train_state" in arrays and _holds_best(saved):
-        raise RunError(f"cannot resume: {path} lacks its best model")
-    return Checkpoint(model, optimizer_state, state, settings, record if isinstance(record, dict) else None, best)
-
-
-def _holds_best(saved):
-    """Whether a checkpoint's writer stored the best model in it (those of this version do)."""
-    return saved.get("holds_best") is True
-
-
-# ----------------------------------------------------------------------------------------------
-# The run's data
 
 
 def data_record(dataset, splits):
@@ -446,14 +245,11 @@ def data_record(dataset, splits):
 
 
 def changed_splits(record, splits):
-    """The splits whose values are not those of the record ([] when all are, or no record was kept).
-    A record written before the order-free rule holds "digests" of the rows in order, checked so."""
-    record = record if isinstance(record, dict) else {}
-    rule, kept = ((data.fingerprint, record["fingerprints"]) if "fingerprints" in record
-                  else (data.ordered_fingerprint, record.get("digests")))
-    if not isinstance(kept, dict):
-        return []
-    return [split for split in data.SPLITS if kept.get(split) != rule(splits[split])]
+    """The splits whose values are not those the record's fingerprints name (all of them when the
+    record names none)."""
+    kept = record.get("fingerprints") if isinstance(record, dict) else None
+    kept = kept if isinstance(kept, dict) else {}
+    return [split for split in data.SPLITS if kept.get(split) != data.fingerprint(splits[split])]
 
 
 def data_record_of(run_dir):
@@ -461,7 +257,7 @@ def data_record_of(run_dir):
     def from_metrics():
         with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as file:
             return json.load(file)["data"]
-    for read in (from_metrics, lambda: _checkpoint_state(run_dir)["data"]):
+    for read in (from_metrics, lambda: checkpoint_state(run_dir)["data"]):
         try:
             record = read()
             if isinstance(record, dict):
@@ -471,7 +267,7 @@ def data_record_of(run_dir):
     return None
 
 
-def _checkpoint_state(run_dir):
+def checkpoint_state(run_dir):
     """The JSON state in a run's checkpoint.npz (its settings, status, history and data record)."""
     path = os.path.join(run_dir, "checkpoint.npz")
     return files.read_json_array(files.read_npz(path, names={"train_state"})["train_state"], path)
@@ -522,16 +318,6 @@ def machine_info(gpu):
     return info
 
 
-def metrics_describe(folder, state):
-    """Whether the folder's metrics.json is the end of the run its checkpoint holds (same epochs)."""
-    try:
-        with open(folder.file("metrics.json"), encoding="utf-8") as file:
-            metrics = json.load(file)
-        return metrics["epochs_run"] == state.epoch and metrics["best_epoch"] == state.best_epoch
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
 def settings_of(run_dir):
     """The flags a run was trained with: from metrics.json once it finished, else (while it runs,
     or after an interruption) from its checkpoint; {} when neither can be read."""
@@ -543,7 +329,7 @@ def settings_of(run_dir):
     except (OSError, ValueError, AttributeError):
         pass
     try:
-        return dict(_checkpoint_state(run_dir)["run_config"])
+        return dict(checkpoint_state(run_dir)["run_config"])
     except (files.FileFormatError, KeyError, TypeError, ValueError):
         return {}
 
@@ -598,7 +384,8 @@ def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program=
             data.load(dataset, directory if isinstance(directory, str) else None)
         if splits["train"].shape[1] != model.n_in:
             raise data.DataError(f"{dataset} has {splits['train'].shape[1]} variables, the model {model.n_in}")
-        changed = changed_splits(data_record_of(run_dir), splits) if own else []
+        record = data_record_of(run_dir) if own else None
+        changed = changed_splits(record, splits) if record else []
         if changed:
             cli.say(f"{program}: warning: {dataset} is not the data the run trained on (its {', '.join(changed)} "
                 f"split{'s' if len(changed) > 1 else ''} changed since); the numbers are of the file as it is now",
@@ -622,18 +409,12 @@ def load_runs(run_dirs, gpu, dataset=None, data_dir=None, need_data=True, progra
         if model.n_in != first.n_in:
             raise data.DataError(f"{run_dir}: its model has {model.n_in} variables, that of {run_dirs[0]} "
                                  f"{first.n_in}: a mixture is of models of the same data")
-        record = data_record_of(run_dir)
-        if record is None or changed_splits(record, own) or not _names_data(record):
+        if changed_splits(data_record_of(run_dir), own):
             raise data.DataError(f"{run_dir}: was not trained on the data set of {run_dirs[0]} (by their "
                                  f"fingerprints): a mixture is of models of the same data")
         models.append(model)
         all_settings.append(other)
     return models, splits, all_settings
-
-
-def _names_data(record):
-    """Whether a data record holds fingerprints (or the digests of older runs) to compare."""
-    return isinstance(record.get("fingerprints", record.get("digests")), dict)
 
 
 def ensemble_of(run_dir, model, settings, asked, mixture):

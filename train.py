@@ -31,15 +31,12 @@ import cli
 import data
 import files
 import optim
+import resume
 import runs
 from autograd import ACTIVATIONS
-from config import INITS, SHUFFLES, count_distinct_masks
+from config import INITS, SHUFFLES, Config, count_distinct_masks
 from made import MADE, model_from_arrays
 
-# Settings that --resume lets you change; every other flag given again must match the run. (--dataset
-# may name the run's data where they are now: the run knows them by their
-# order-free fingerprints, runs.data_record.)
-RESUME_MAY_CHANGE = ("epochs", "lr", "gpu", "reference", "dataset", "data_dir", "eval_batch_size", "checkpoint_every")
 NOT_SETTINGS = ("out", "resume", "force")  # where and how to start, not what the run is
 NOT_FLAGS = ("explicit", "n_in")  # what parse_args and train add to the flags: which were given, D
 
@@ -231,47 +228,6 @@ def model_options(args):
                 n_masks=args.masks, shuffle=args.shuffle, seed=args.seed, init=args.init, dtype=args.dtype)
 
 
-def restore_settings(args, saved, checkpoint_path):
-    """Make args the run's own settings again: saved values replace the defaults; a flag given again
-    must match, unless it is one of RESUME_MAY_CHANGE. RunError names what does not fit."""
-    actions = build_parser().flag_actions
-    unknown = sorted(set(saved) - set(settings(args)))
-    broken = sorted(key for key in set(saved) - set(unknown) if not valid_setting(actions[key], saved[key]))
-    if unknown or broken:
-        raise runs.RunError(f"cannot resume: {checkpoint_path} holds settings that no flag can have "
-                            f"({', '.join(unknown + broken)})")
-    clashes = sorted(key for key in args.explicit & set(saved)
-                     if key not in RESUME_MAY_CHANGE and saved[key] != getattr(args, key))
-    if clashes:
-        flags = ", ".join("--" + key.replace("_", "-") for key in clashes)
-        raise runs.RunError(f"cannot resume: {flags} not as in the run in {args.out} (leave them out to "
-                            f"continue it; only {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)} "
-                            f"may change)")
-    for key, value in saved.items():
-        if key not in args.explicit or key not in RESUME_MAY_CHANGE:
-            setattr(args, key, value)
-    problem = inconsistency(args)
-    if problem:
-        raise runs.RunError(f"cannot resume: the settings in {checkpoint_path} are inconsistent ({problem})")
-
-
-def valid_setting(action, value):
-    """Whether a saved setting is a value its flag could have produced."""
-    if action.const is True:  # a switch
-        return isinstance(value, bool)
-    if value is None:
-        return action.default is None
-    if action.choices is not None:
-        return isinstance(value, str) and value in action.choices
-    if action.type is None:
-        return isinstance(value, str)
-    text = ",".join(map(str, value)) if isinstance(value, list) else value if isinstance(value, str) else repr(value)
-    try:
-        return not isinstance(value, bool) and action.type(text) == value
-    except (argparse.ArgumentTypeError, ValueError, TypeError):
-        return False
-
-
 # ----------------------------------------------------------------------------------------------
 # Training
 
@@ -287,24 +243,19 @@ def train(args):
     splits = None if args.resume else data.load(args.dataset, args.data_dir)
     inputs = {} if args.resume else dict.fromkeys(data.locate(args.dataset, args.data_dir), "the --dataset file")
     with runs.open_for_training(args.out, args.resume, args.force, inputs) as folder:
-        checkpoint = runs.load_checkpoint(folder.file("checkpoint.npz"), args.gpu, args.reference) if args.resume \
-            else None
-        if checkpoint is not None:
-            resume_settings(args, checkpoint, folder)
-            splits = runs.load_run_data(args.dataset, args.data_dir, f"train.py --resume --out {args.out}")
-        record = data_of_the_run(args, checkpoint, splits)
-        model, optimizer, state, best = start_or_resume(args, checkpoint, splits, folder)
-        if checkpoint is not None and os.path.lexists(folder.file("metrics.json")):
-            os.remove(folder.file("metrics.json"))  # it describes an earlier end: the run goes on, or ends anew
+        if args.resume:
+            splits, record, model, optimizer, state, best = resume_run(args, folder)
+        else:
+            (model, optimizer, state), record, best = new_run(args, splits), runs.data_record(args.dataset, splits), None
         describe(args, model, splits, folder.log)
         train_x, valid_x = (backend.to_device(splits[s], args.gpu, model.dtype) for s in ("train", "valid"))
-        writer = RunWriter(folder, args.checkpoint_every, state.epoch, record, best)
+        writer = resume.RunWriter(folder, args.checkpoint_every, state.epoch, record, best)
         with cli.DeferredSignals() as stop:
             try:
                 run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop)
             except KeyboardInterrupt:
-                saved = runs.checkpoint_epoch(folder.file("checkpoint.npz"))  # what the folder holds, whatever
-                folder.log(interrupted_message(args, state.epoch, saved, folder.file("checkpoint.npz")))
+                saved = resume.checkpoint_epoch(folder.file("checkpoint.npz"))  # what the folder holds, whatever
+                folder.log(resume.interrupted_message(args, state.epoch, saved, folder.file("checkpoint.npz")))
                 raise cli.Interrupted() from None
         folder.log(f"stopped after epoch {state.epoch} ({state.stop_reason(args.epochs, args.patience)}); "
                    f"best valid NLL {state.best_valid:.4f} at epoch {state.best_epoch}")
@@ -317,79 +268,40 @@ def train(args):
                 raise cli.Interrupted() from None
 
 
-def start_or_resume(args, checkpoint, splits, folder):
-    """(model, optimizer, state, best): fresh ones, or those of the checkpoint, checked against the
-    data. best: the best model's arrays (runs.best_model_arrays), None before the first epoch; on
-    resume model.npz is made that model again, whatever a crash left there."""
+def new_run(args, splits):
+    """(model, optimizer, state) of a run that starts: a fresh MADE of the data's width D."""
     n_in = args.n_in = splits["train"].shape[1]  # (args.n_in: for memory_advice)
     if n_in < 2:
         raise data.DataError(f"{args.dataset} has {n_in} variable; a MADE needs at least 2")
-    best = None
-    if checkpoint is None:
-        model = MADE(n_in, args.hidden, gpu=args.gpu, reference=args.reference, **model_options(args))
-        state = runs.TrainingState(rng=backend.random_generator(args.seed, "minibatches"))
-    else:
-        model, state = checkpoint.model, checkpoint.state
-        if model.n_in != n_in:
-            raise runs.RunError(f"cannot resume: the model has {model.n_in} inputs, --dataset {args.dataset} has {n_in}")
-        best = checkpoint.best or runs.legacy_best_model(folder, state, model.config)
-        runs.write_best_model(folder, best)
-        folder.log(f"resuming {args.out} after epoch {state.epoch} (at most {args.epochs} epochs)")
-        saved_lr = checkpoint.settings.get("lr", args.lr)
-        for row in state.history:  # rows saved before they kept their rate: it could not change then
-            row.setdefault("lr", saved_lr)
-        if saved_lr != args.lr:
-            folder.log(f"learning rate {saved_lr} until epoch {state.epoch}, {args.lr} from now on")
-    optimizer = optim.make_optimizer(args.optimizer, model, args.lr, args.decrease, args.rho, args.eps,
-                                     fast=not args.reference, weight_decay=args.weight_decay)
-    if checkpoint is not None:
-        try:
-            optimizer.load_state_dict(checkpoint.optimizer_state)
-        except (ValueError, TypeError, KeyError) as error:
-            raise runs.RunError(f"cannot resume: {folder.file('checkpoint.npz')} has a broken optimizer "
-                                f"state ({error})") from None
-    return model, optimizer, state, best
+    model = MADE(n_in, args.hidden, gpu=args.gpu, reference=args.reference, **model_options(args))
+    return model, make_optimizer(args, model), resume.TrainingState(rng=backend.random_generator(args.seed, "minibatches"))
 
 
-def data_of_the_run(args, checkpoint, splits):
-    """The record of the run's data (runs.data_record). On resume they must be the data the run
-    trained on, wherever they are now: the same fingerprints, or, for a checkpoint written before runs
-    kept them, the same --dataset."""
-    record = runs.data_record(args.dataset, splits)
-    if checkpoint is None:
-        return record
-    if checkpoint.data is None:
-        saved = checkpoint.settings.get("dataset")
-        if saved != args.dataset and not (isinstance(saved, str) and files.same_file(saved, args.dataset)):
-            raise runs.RunError(f"cannot resume: --dataset {args.dataset} is not the run's ({saved})")
-    changed = runs.changed_splits(checkpoint.data, splits)
-    if changed:
-        raise runs.RunError(f"cannot resume: {args.dataset} is not the data the run trained on (its "
-                            f"{', '.join(changed)} split{'s' if len(changed) > 1 else ''} changed); pass --dataset "
-                            f"with the file it trained on")
-    return record
+def resume_run(args, folder):
+    """--resume: (splits, data record, model, optimizer, state, best model's arrays) of the run in
+    the folder, as its checkpoint holds them, each part checked (resume.py): its settings back in
+    args, a finished run left alone, its data the data it trained on."""
+    path = folder.file("checkpoint.npz")
+    checkpoint = resume.load_checkpoint(path, args.gpu, args.reference)
+    resume.restore_settings(args, checkpoint.settings, build_parser().flag_actions, path)
+    problem = inconsistency(args)
+    if problem:
+        raise runs.RunError(f"cannot resume: the settings in {path} are inconsistent ({problem})")
+    resume.refuse_finished(args, checkpoint, folder, Config(checkpoint.model.n_in, args.hidden, **model_options(args)))
+    splits = runs.load_run_data(args.dataset, args.data_dir, f"train.py --resume --out {args.out}")
+    record = resume.check_data(args, checkpoint, splits)
+    args.n_in = checkpoint.model.n_in
+    optimizer = make_optimizer(args, checkpoint.model)
+    resume.restore_optimizer(optimizer, checkpoint, folder)
+    resume.continue_log(args, checkpoint, folder)
+    if os.path.lexists(folder.file("metrics.json")):
+        os.remove(folder.file("metrics.json"))  # it describes an earlier end: the run goes on, or ends anew
+    return splits, record, checkpoint.model, optimizer, checkpoint.state, checkpoint.best
 
 
-def resume_settings(args, checkpoint, folder):
-    """Restore the run's settings from its checkpoint; refuse to touch a run that is finished (but
-    for making its model.npz the checkpoint's best model again, when it was replaced)."""
-    restore_settings(args, checkpoint.settings, folder.file("checkpoint.npz"))
-    state = checkpoint.state
-    if args.epochs < state.epoch:
-        raise runs.RunError(f"cannot resume: --epochs {args.epochs} is below the {state.epoch} epochs the run has trained")
-    model_config = MADE(checkpoint.model.n_in, args.hidden, **model_options(args)).config
-    if model_config != checkpoint.model.config:
-        raise runs.RunError(f"cannot resume: the model in {folder.file('checkpoint.npz')} is not the one its "
-                            "settings describe")
-    reason = state.stop_reason(args.epochs, args.patience)
-    if reason and runs.metrics_describe(folder, state):
-        further = (f"; to train it further, pass a --epochs above {state.epoch}"
-                   if reason == "epoch cap reached" else "")
-        restored = ""
-        if checkpoint.best is not None and runs.write_best_model(folder, checkpoint.best):
-            restored = "; its model.npz, which had been replaced, is the checkpoint's best model again"
-        raise runs.RunError(f"{args.out} holds a finished run ({reason} after epoch {state.epoch}): "
-                            f"--resume leaves it as it is{further}{restored}")
+def make_optimizer(args, model):
+    return optim.make_optimizer(args.optimizer, model, args.lr, args.decrease, args.rho, args.eps,
+                                fast=not args.reference, weight_decay=args.weight_decay)
 
 
 def describe(args, model, splits, log):
@@ -412,36 +324,6 @@ def device_name(gpu):
     if not gpu:
         return "CPU"
     return "GPU, TF32 matrix products (CUPY_TF32)" if backend.tf32_requested() else "GPU"
-
-
-class RunWriter:
-    """Writes checkpoint.npz, then model.npz, every `every` epochs and when the run stops.
-
-    The checkpoint is the run's one truth: it holds the best model too (runs.save_checkpoint), so
-    whatever a crash leaves, the run can be finished from it; model.npz is a copy of that best
-    model, written after it (runs.write_best_model), and made again on --resume if a crash came
-    between. Between writes the best model waits in memory (host arrays, as model.npz holds them),
-    so the folder never holds a best model newer than its checkpoint. saved_epoch: the
-    checkpoint's epoch. data: the run's data record, kept in every checkpoint. best: the best
-    model's arrays so far (None before the first epoch).
-    """
-
-    def __init__(self, folder, every, saved_epoch, data, best):
-        self.folder, self.every, self.saved_epoch, self.data, self.best = folder, every, saved_epoch, data, best
-        self.model_epoch = None if best is None else int(best["epoch"])  # whose weights model.npz holds
-
-    def epoch_done(self, model, optimizer, state, improved, settings, last, stop):
-        """Called after every epoch: keep the model if it improved; write both files when due: every
-        `every` epochs, after the `last` epoch, and when a stop has been requested (stop.requested)."""
-        if improved:
-            self.best = runs.best_model_arrays(model, state.epoch)
-        if last or stop.requested or state.epoch % self.every == 0:
-            runs.save_checkpoint(self.folder.file("checkpoint.npz"), model, optimizer, state, settings,
-                                 data=self.data, best=self.best)
-            self.saved_epoch = state.epoch
-            if self.model_epoch != state.best_epoch:  # (model.npz already holds it otherwise)
-                files.save_npz(self.folder.file("model.npz"), self.best)
-                self.model_epoch = state.best_epoch
 
 
 def run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop):
@@ -490,18 +372,6 @@ def diverged(args, folder, epoch, what, value, saved_epoch):
     return runs.RunError(message)
 
 
-def interrupted_message(args, epochs_done, saved_epoch, checkpoint_path):
-    if saved_epoch == 0:
-        return (f"interrupted during epoch {epochs_done + 1}, before any epoch was saved: nothing to resume; "
-                "run the same command again to start over")
-    again = ""
-    if epochs_done > saved_epoch:
-        lost = f"epoch {epochs_done}" if epochs_done == saved_epoch + 1 else f"epochs {saved_epoch + 1}–{epochs_done}"
-        again = f" ({lost} will be trained again)"
-    return (f"interrupted during epoch {epochs_done + 1}; {checkpoint_path} holds epoch {saved_epoch}{again}: "
-            f"continue with --resume --out {args.out}")
-
-
 def finish(args, splits, state, folder, stop, record, best_arrays):
     """Evaluate the best model (the checkpoint's, best_arrays) on the test set; write metrics.json,
     which names that model by its digest, and the learning curve."""
@@ -527,7 +397,7 @@ def finish(args, splits, state, folder, stop, record, best_arrays):
     plot_learning_curve(state.history, folder.file("learning_curve.png"),
                         f"MADE on {os.path.basename(args.dataset)}: test NLL {metrics['test_nll']:.2f}",
                         state.best_epoch)
-    runs.write_best_model(folder, best_arrays)
+    resume.write_best_model(folder, best_arrays)
     files.write_json(folder.file("metrics.json"), metrics)  # last: its presence marks the run finished
     return metrics
 

@@ -2,7 +2,7 @@
 
     python benchmarks/checkpoint_write.py            # 784-8000-784 with the direct connection, AdaGrad
 
-A checkpoint holds the best model too (runs.save_checkpoint) unless it is the current one. This
+A checkpoint holds the best model too (resume.save_checkpoint) unless it is the current one. This
 writes the same model's checkpoint both ways, three times each, into a temporary folder under
 runs/, and prints the fastest write and the file's size.
 """
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import optim  # noqa: E402
-import runs  # noqa: E402
+import resume  # noqa: E402
 from made import MADE  # noqa: E402
 
 
@@ -29,17 +29,17 @@ def history(epochs, best):
 def main():
     model = MADE(784, [8000], direct=True, seed=0)
     optimizer = optim.AdaGrad(model, lr=0.01)
-    best = runs.best_model_arrays(model, 2)
+    best = resume.best_model_arrays(model, 2)
     os.makedirs(os.path.join(ROOT, "runs"), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=os.path.join(ROOT, "runs")) as folder:
         path = os.path.join(folder, "checkpoint.npz")
         for label, epoch in (("the best model is an earlier one (held too)", 3), ("the best model is the current one", 2)):
-            state = runs.TrainingState(rng=np.random.default_rng(0), epoch=epoch, best_valid=1.0, best_epoch=2,
+            state = resume.TrainingState(rng=np.random.default_rng(0), epoch=epoch, best_valid=1.0, best_epoch=2,
                                        epochs_without_improvement=epoch - 2, history=history(epoch, 2))
             times = []
             for _ in range(3):
                 started = time.perf_counter()
-                runs.save_checkpoint(path, model, optimizer, state, {}, best=best)
+                resume.save_checkpoint(path, model, optimizer, state, {}, best=best)
                 times.append(time.perf_counter() - started)
             print(f"784-8000-784 +direct, AdaGrad, {label}: {min(times):.2f} s, {os.path.getsize(path) / 2 ** 20:.0f} MiB")
 

@@ -18,6 +18,7 @@ import cli
 import evaluate
 import files
 import optim
+import resume
 import runs
 import sample as sampling
 import train
@@ -44,14 +45,14 @@ def snapshot(folder):
 
 def interrupt_after_epochs(monkeypatch, n_epochs):
     """Make the next train.main get a Ctrl-C while its n-th checkpoint is being written."""
-    saved, calls = runs.save_checkpoint, []
+    saved, calls = resume.save_checkpoint, []
 
     def save_then_interrupt(*args, **kwargs):
         calls.append(1)
         if len(calls) == n_epochs:
             os.kill(os.getpid(), signal.SIGINT)  # deferred: the write goes on, the loop stops after it
         saved(*args, **kwargs)
-    monkeypatch.setattr(runs, "save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(resume, "save_checkpoint", save_then_interrupt)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def assert_same_weights(folder, other):
 
 def test_checkpoint_every_n_epochs_writes_both_files_together_and_resumes_exactly(tiny, tmp_path, monkeypatch, capsys):
     flags = ["--dataset", str(tiny), "--hidden", "8", "--masks", "2", "--patience", "50", "--seed", "5"]
-    written, save, train_epoch = [], runs.save_checkpoint, optim.train_epoch
+    written, save, train_epoch = [], resume.save_checkpoint, optim.train_epoch
 
     def recording_save(path, model, optimizer, state, settings, **kwargs):
         written.append(state.epoch)
@@ -92,7 +93,7 @@ def test_checkpoint_every_n_epochs_writes_both_files_together_and_resumes_exactl
             raise KeyboardInterrupt   # as stop.check() does when Ctrl-C comes during a minibatch
         return train_epoch(*args, **kwargs)
     epochs = []
-    monkeypatch.setattr(runs, "save_checkpoint", recording_save)
+    monkeypatch.setattr(resume, "save_checkpoint", recording_save)
     monkeypatch.setattr(optim, "train_epoch", interrupted_in_epoch_5)
     out = tmp_path / "every3"
     assert train.main([*flags, "--epochs", "7", "--checkpoint-every", "3", "--out", str(out)]) == 130

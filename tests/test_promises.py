@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 
-import data
 import evaluate
 import files
 import runs
@@ -140,14 +139,6 @@ def test_a_run_knows_its_data_by_their_rows_not_their_order(tmp_path):
     result = run_cli("train.py", "--resume", "--epochs", 3, *flags)
     assert result.returncode == 2
     one_line(result.stderr, "not the data the run trained on", "valid")
-
-
-def test_a_record_written_before_the_order_free_rule_is_checked_by_its_own(tmp_path):
-    splits = dict(zip(("train", "valid", "test"), tiny_splits()))
-    old = {"dataset": "x", "digests": {s: data.ordered_fingerprint(rows) for s, rows in splits.items()}}
-    assert runs.changed_splits(old, splits) == []
-    assert runs.changed_splits(old, dict(splits, test=splits["test"][::-1])) == ["test"]  # it knew only the order
-    assert runs.changed_splits(runs.data_record("x", splits), dict(splits, test=splits["test"][::-1])) == []
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ FLOORS = {
     "math": ("autograd",),
     "fast path": ("staircase", "engine", "kernels"),
     "library": ("config", "weights", "made", "fast_updates", "optim", "data", "ancestral"),
-    "run folder": ("cli", "runs"),
+    "run folder": ("cli", "runs", "resume"),
     "command lines": ("train", "evaluate", "sample", "bench"),
 }
 FLOOR = {module: level for level, modules in enumerate(FLOORS.values()) for module in modules}
