@@ -13,7 +13,6 @@ for bit, as the same run left alone, and every state a crash can leave can be fi
 uses this file in one place (its resume_run); the rest of a run folder is runs.py's.
 """
 import argparse
-import json
 import dataclasses
 import math
 import os
@@ -213,12 +212,8 @@ def load_checkpoint(path, gpu, reference=False):
 
 def metrics_describe(folder, state):
     """Whether the folder's metrics.json is the end of the run its checkpoint holds (same epochs)."""
-    try:
-        with open(folder.file("metrics.json"), encoding="utf-8") as file:
-            metrics = json.load(file)
-        return metrics["epochs_run"] == state.epoch and metrics["best_epoch"] == state.best_epoch
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    metrics = runs.read_metrics(folder.path)
+    return metrics.get("epochs_run") == state.epoch and metrics.get("best_epoch") == state.best_epoch
 
 
 class RunWriter:

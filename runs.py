@@ -252,19 +252,31 @@ def changed_splits(record, splits):
     return [split for split in data.SPLITS if kept.get(split) != data.fingerprint(splits[split])]
 
 
-def data_record_of(run_dir):
-    """The run's data record: from metrics.json once it finished, else from its checkpoint; None."""
-    def from_metrics():
+def read_metrics(run_dir):
+    """A finished run's metrics.json as a dict ({} when there is none, or it is not one)."""
+    try:
         with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as file:
-            return json.load(file)["data"]
-    for read in (from_metrics, lambda: checkpoint_state(run_dir)["data"]):
+            metrics = json.load(file)
+        return metrics if isinstance(metrics, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def run_record(run_dir, key, kind):
+    """What a run keeps under `key` (of type kind): from metrics.json once it finished, else from
+    its checkpoint (while it runs, or after an interruption); None when neither has one."""
+    value = read_metrics(run_dir).get({"run_config": "config"}.get(key, key))
+    if not isinstance(value, kind):
         try:
-            record = read()
-            if isinstance(record, dict):
-                return record
+            value = checkpoint_state(run_dir)[key]
         except (OSError, ValueError, KeyError, TypeError, files.FileFormatError):
-            pass
-    return None
+            return None
+    return value if isinstance(value, kind) else None
+
+
+def data_record_of(run_dir):
+    """The run's data record (data_record), or None."""
+    return run_record(run_dir, "data", dict)
 
 
 def checkpoint_state(run_dir):
@@ -319,19 +331,8 @@ def machine_info(gpu):
 
 
 def settings_of(run_dir):
-    """The flags a run was trained with: from metrics.json once it finished, else (while it runs,
-    or after an interruption) from its checkpoint; {} when neither can be read."""
-    try:
-        with open(os.path.join(run_dir, "metrics.json")) as file:
-            settings = json.load(file).get("config", {})
-            if isinstance(settings, dict):
-                return settings
-    except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        return dict(checkpoint_state(run_dir)["run_config"])
-    except (files.FileFormatError, KeyError, TypeError, ValueError):
-        return {}
+    """The flags a run was trained with ({} when they cannot be read)."""
+    return dict(run_record(run_dir, "run_config", dict) or {})
 
 
 def load_run_data(dataset, directory, how):
@@ -344,16 +345,6 @@ def load_run_data(dataset, directory, how):
             raise data.DataError(f"{dataset}: no such file (the run's data set); if it has moved, name it with "
                                  f"{how} --dataset NEW_PATH") from None
         raise error from None
-
-
-def finished_model_digest(run_dir):
-    """The digest of the model a finished run tested (metrics.json's model_digest), else None."""
-    try:
-        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as file:
-            digest = json.load(file).get("model_digest")
-        return digest if isinstance(digest, str) else None
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program="made"):
@@ -369,7 +360,7 @@ def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program=
     except files.FileFormatError as error:
         raise CheckpointError(str(error)) from None
     model = model_from_arrays(arrays, path, gpu)
-    expected = finished_model_digest(run_dir)
+    expected = read_metrics(run_dir).get("model_digest")
     if expected is not None and model_digest(arrays) != expected:
         raise RunError(f"{path}: is not the model the run's metrics.json reports (replaced since the run "
                        f"finished); `python train.py --resume --out {run_dir}` restores it from the checkpoint")

@@ -44,13 +44,11 @@ NOT_FLAGS = ("explicit", "n_in")  # what parse_args and train add to the flags: 
 # Flags
 
 
-def build_parser(suppress_defaults=False):
-    """The flags; with suppress_defaults, only flags given on the command line appear in the result.
-    parser.flag_actions maps each setting to its argparse action (used to check saved settings)."""
+def build_parser():
+    """The flags. parser.flag_actions maps each setting to its argparse action (to check saved settings)."""
     parser = argparse.ArgumentParser(
         description="Train a MADE (Germain et al. 2015) on binary data; defaults reproduce the paper's "
-                    "784-500-784 binarized-MNIST protocol.",
-        argument_default=argparse.SUPPRESS if suppress_defaults else None)
+                    "784-500-784 binarized-MNIST protocol.")
     parser.flag_actions = {}
 
     def group(title):
@@ -58,8 +56,6 @@ def build_parser(suppress_defaults=False):
         flags = parser.add_argument_group(title)
 
         def add(*names, **kwargs):
-            if suppress_defaults:
-                kwargs.pop("default", None)
             action = flags.add_argument(*names, **kwargs)
             parser.flag_actions[action.dest] = action
         return add
@@ -154,7 +150,7 @@ def parse_args(argv):
     the command line gave."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.explicit = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
+    args.explicit = cli.given_flags(parser, argv)
     if args.resume and args.force:
         parser.error("--resume and --force contradict each other")
     if args.resume and not args.out:
