@@ -26,7 +26,7 @@ import numpy as np
 import backend
 from autograd import ACTIVATIONS
 from config import is_int, require
-from made import ordering_and_degrees
+from made import layer_biases, mask_matrices, ordering_and_degrees
 
 # ----------------------------------------------------------------------------------------------
 # Sampling
@@ -96,28 +96,26 @@ def sorted_by_degree(model):
     Returns weights[l] (H_l, fan_in) and biases[l] per hidden layer, output (D, H_L) and direct
     (D, D) for the output layer's incoming weights, output_bias (D,), all in the sorted order, and
     per hidden layer upto[l][p] / below[l][p]: how many of its units have degree ≤ p / < p.
-    The weights are W ⊙ M (model.masked_network(), the biases with their mask-conditioning terms),
-    though a unit reads only the kept prefix of its sorted row, where W ⊙ M is W.
+    A unit reads only the kept prefix of its sorted row, so the weights need no mask; the biases
+    take the mask-conditioning term 1·(U ⊙ M)ᵀ when there is one (made.layer_biases).
     """
     degrees = model.degrees()
-    orders = [model.xp.asarray(np.argsort(d, kind="stable")) for d in degrees]  # orders[0] is the ordering
-    sorted_degrees = [d[np.argsort(d, kind="stable")] for d in degrees]
-    masked = model.masked_network()
-
-    def sort(name, rows, columns=None):  # rows, columns: the sources whose units number them
-        array = model.xp.take(masked[name], orders[rows], axis=0)
-        return array if columns is None else model.xp.take(array, orders[columns], axis=1)
+    orders = [np.argsort(d, kind="stable") for d in degrees]  # orders[0] is the ordering
+    sorted_degrees = [d[order] for d, order in zip(degrees, orders)]
+    params = {name: model.engine.get(name, orders) for name in model.params}  # (no copy when already sorted)
+    masks = mask_matrices(sorted_degrees, model.layers, model.xp, model.dtype) if model.cond_mask else {}
+    biases = layer_biases(model.layers, params, masks)
     positions = np.arange(model.n_in + 1)
     net = {"weights": [], "biases": [], "upto": [], "below": []}
     for layer, spec in enumerate(model.layers[:-1]):
-        net["weights"].append(sort(spec.inputs[0][0], layer + 1, spec.inputs[0][1]))
-        net["biases"].append(sort(spec.bias, layer + 1))
+        net["weights"].append(params[spec.inputs[0][0]])
+        net["biases"].append(biases[spec.bias])
         net["upto"].append(np.searchsorted(sorted_degrees[layer + 1], positions, side="right").tolist())
         net["below"].append(np.searchsorted(sorted_degrees[layer + 1], positions, side="left").tolist())
     output = model.layers[-1]
-    net["output_bias"] = sort(output.bias, 0)
+    net["output_bias"] = biases[output.bias]
     for name, source in output.inputs:
-        net["direct" if source == 0 else "output"] = sort(name, 0, source)
+        net["direct" if source == 0 else "output"] = params[name]
     return net
 
 
@@ -155,6 +153,8 @@ def sample_mixture(models, n, n_masks=None, seed=0, method="fast"):
     counts = n_masks if isinstance(n_masks, (list, tuple)) else [n_masks] * len(models)
     require(len(models) > 0 and len(counts) == len(models), "one n_masks per model (or one for all)")
     require(all(k is None or (is_int(k) and k > 0) for k in counts), f"n_masks must be positive integers, not {n_masks!r}")
+    require(len({model.n_in for model in models}) == 1,
+            f"models must be of one width (a mixture is over one data set), not {sorted({m.n_in for m in models})}")
     sampler, rng = sampler_of(method), backend.random_generator(seed, "mixture")
     component = rng.integers(len(models), size=n)
     sizes = np.array([count or 0 for count in counts])[component]
@@ -239,6 +239,7 @@ def complete(model, x, observed, n=1, seed=0, method="fast"):
     x_host = np.asarray(backend.to_host(x), dtype=np.float64)
     require(x_host.ndim == 2 and x_host.shape[1] == model.n_in and x_host.shape[0] > 0,
             f"x must be an (N, {model.n_in}) array with N ≥ 1, not of shape {x_host.shape}")
+    require(bool(np.isin(x_host, (0, 1)).all()), "x must hold only 0 and 1 (the observed values are kept as given)")
     observed = _observed_like(observed, x_host.shape)
     rng = backend.random_generator(seed)
     result = np.empty((x_host.shape[0], n, x_host.shape[1]), dtype=np.float32)

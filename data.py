@@ -9,6 +9,7 @@ downloaded there from its public home, written atomically and checked against it
 (order-free digests of its 0/1 values, `fingerprint`).
 Every set, named or yours, must be 2-D, finite, 0/1 only and of one width in all splits; anything
 else is refused with a DataError naming the file, the split and the first bad row and column.
+What each named set is, where it comes from, and how to point at a local copy: DATA.md.
 """
 import hashlib
 import os
@@ -23,8 +24,8 @@ _AUTHORS_REPO = "https://raw.githubusercontent.com/mgermain/MADE/master/datasets
 _AUTHORS_RELEASE = "https://github.com/mgermain/MADE/releases/download/ICML2015/"
 
 # name → public URL and each split's fingerprint (`fingerprint`: order-free, of the 0/1 values, not of
-# the file), so any faithful copy passes, whatever its row order or how it was written. The seven
-# with fingerprints are those of ../shared/data/README.md's table; web and rcv1 have no checked copy
+# the file), so any faithful copy passes, whatever its row order or how it was written. DATA.md says
+# what each set is, where it comes from and how it is checked; web and rcv1 have no checked copy
 # yet, so they are validated only.
 DATASETS = {
     "binarized_mnist": (_AUTHORS_RELEASE + "binarized_mnist.npz",
@@ -71,6 +72,13 @@ def fingerprint(split):
     with the same rows in another order have the same fingerprint; one bit changed gives another."""
     packed = np.packbits(np.asarray(split).astype(np.uint8), axis=1)
     return hashlib.sha256(b"".join(sorted(map(bytes, packed)))).hexdigest()[:16]
+
+
+def row_order_fingerprint(split):
+    """The same digest over the packed rows in their order: what tells the same rows in another
+    order apart, for --resume, whose minibatches follow the rows' positions."""
+    packed = np.packbits(np.asarray(split).astype(np.uint8), axis=1)
+    return hashlib.sha256(packed.tobytes()).hexdigest()[:16]
 
 
 def download(url, path, timeout=60):
@@ -270,14 +278,10 @@ def observed_mask(spec, shape, rng):
             raise DataError(f"--observe {spec}: F must be a number between 0 and 1")
         return rng.random(shape) < fraction
     if spec.endswith(".npy"):
-        files.check_input(spec, DataError)
         try:
-            pattern = np.load(spec, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as error:
-            raise DataError(f"{spec}: cannot read the observation mask ({error})") from None
-        if not isinstance(pattern, np.ndarray):  # an .npz under a .npy name
-            pattern.close()
-            raise DataError(f"{spec}: not an .npy array (an .npz archive?); save the mask with np.save")
+            pattern = files.read_npy(spec)
+        except files.FileFormatError as error:
+            raise DataError(f"{error} (the observation mask)") from None
         if pattern.dtype.kind not in "biuf" or not np.isin(pattern, (0, 1)).all():
             raise DataError(f"{spec}: an observation mask must hold booleans or 0/1")
         if pattern.shape == (n_in,):

@@ -104,9 +104,15 @@ class Store:
     def _from_data(self, name, array):
         return array
 
-    def get(self, name):
-        """Parameter `name` in the data's numbering: a new array on the model's device."""
-        return self._to_data(name, self.arrays[name])
+    def get(self, name, orders=None):
+        """Parameter `name` in the data's numbering, a new array on the model's device; with orders
+        (per source s, orders[s][i]: the unit, in the data's numbering, to put at place i), its units
+        in those orders instead, for a reader that sorts them (the samplers): then the array may be
+        the parameter itself, read-only on the host, when that is already its order."""
+        if orders is None:
+            return self._to_data(name, self.arrays[name])
+        rows, columns = self.units[name]
+        return reorder(self.arrays[name], orders[rows], None if columns is None else orders[columns])
 
     def set(self, name, value):
         """Write `value` (shaped like the parameter, in the data's numbering) into parameter `name`."""
@@ -212,6 +218,18 @@ class Engine(Store):
     def _to_data(self, name, array):
         """An array shaped like parameter `name`, from the layout to the data's numbering (a new array)."""
         return self._renumber(name, array, self.inverse)
+
+    def get(self, name, orders=None):
+        if orders is None:
+            return self._to_data(name, self.arrays[name])
+        places = [inverse[order] for inverse, order in zip(self.inverse, orders)]  # where each unit is kept
+        rows, columns = self.units[name]
+        if all(np.array_equal(places[s], np.arange(len(places[s]))) for s in (rows, columns) if s is not None):
+            view = self.arrays[name].view()
+            if isinstance(view, np.ndarray):
+                view.flags.writeable = False
+            return view
+        return reorder(self.arrays[name], places[rows], None if columns is None else places[columns])
 
     def _from_data(self, name, array):
         return self._renumber(name, array, self.order)

@@ -36,6 +36,7 @@ class FileWriteError(OSError):
 # it has renamed or removed them, so that remove_temporaries can tell a killed write from one in
 # flight in another process, and never mistakes a user's own ".something.tmp" for one of them.
 _TEMPORARY_SUFFIX = ".made-tmp"
+_TEMPORARY_EXTRA = len(".") + len(".XXXXXXXX") + len(_TEMPORARY_SUFFIX)  # what the temporary name adds
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(_TEMPORARY_SUFFIX) + "$")
 
 
@@ -126,6 +127,26 @@ class _Staged:
         if self.lock is not None:
             os.close(self.lock)  # the last descriptor of the temporary file: its flock goes with it
             self.lock = None
+
+
+@contextmanager
+def exclusive(path, busy):
+    """Hold an exclusive lock (flock) on the file at `path`, created if needed, for the block; a
+    lock held by another process raises FileWriteError(busy) at once. The kernel releases it
+    however the process ends, so a killed holder never leaves it stuck."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as error:
+        raise FileWriteError(f"{path}: cannot use it as a lock ({error.strerror})") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise FileWriteError(busy) from None
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def fsync_folder(folder):
@@ -228,6 +249,15 @@ def check_output(path, what):
         raise FileWriteError(f"{what} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise FileWriteError(f"{what} {path}: the folder {folder} is not writable")
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    length = len(os.fsencode(os.path.basename(temporary_name(path))))
+    if length > longest:  # the write goes to a temporary file beside it first, whose name is longer
+        raise FileWriteError(f"{what} {path}: the name is too long to write here ({length - _TEMPORARY_EXTRA} "
+                             f"bytes; at most {longest - _TEMPORARY_EXTRA}, as the file is written under a "
+                             f"temporary name {_TEMPORARY_EXTRA} bytes longer first)")
 
 
 def check_input(path, error=FileFormatError):
@@ -355,16 +385,7 @@ def _check_member(archive, info, archive_bytes, path):
     if info.compress_size > archive_bytes or (info.compress_type == zipfile.ZIP_STORED and info.file_size > archive_bytes):
         raise FileFormatError(f"{path}: member {info.filename!r} claims more bytes than the file holds")
     with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise FileFormatError(f"{path}: member {info.filename!r} has an unsupported .npy version {version}")
-        if dtype.hasobject:
-            raise FileFormatError(f"{path}: holds Python objects (pickles), which are refused")
-        claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        claimed = _claimed_bytes(member, path, f"member {info.filename!r}")
         if info.compress_type == zipfile.ZIP_STORED:
             present = info.file_size - member.tell()
         else:
@@ -376,6 +397,41 @@ def _check_member(archive, info, archive_bytes, path):
                 present += len(chunk)
         if present < claimed:
             raise FileFormatError(f"{path}: member {info.filename!r} is shorter than its header says (truncated)")
+
+
+def _claimed_bytes(stream, path, what):
+    """Read an .npy header from `stream`: the bytes its array claims; FileFormatError for an
+    unreadable header, an unknown version or Python objects."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise FileFormatError(f"{path}: {what} has an unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise FileFormatError(f"{path}: holds Python objects (pickles), which are refused")
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize
+
+
+def read_npy(path):
+    """The array of an .npy file, its header checked first as read_npz checks each member's: the
+    bytes it claims must be in the file, and no Python objects. Any failure is a FileFormatError."""
+    check_input(path)
+    try:
+        with open(path, "rb") as file:
+            if file.read(4) == b"PK\x03\x04":
+                raise FileFormatError(f"{path}: not an .npy array (an .npz archive?); save it with np.save")
+            file.seek(0)
+            claimed = _claimed_bytes(file, path, "the array")
+            if os.fstat(file.fileno()).st_size - file.tell() < claimed:
+                raise FileFormatError(f"{path}: is shorter than its header says (truncated or tampered)")
+            file.seek(0)
+            return np.load(file, allow_pickle=False)
+    except FileFormatError:
+        raise
+    except (OSError, ValueError, EOFError, struct.error, OverflowError, MemoryError) as error:
+        raise FileFormatError(f"{path}: not a readable .npy file ({error})") from None
 
 
 def json_array(value):

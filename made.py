@@ -37,7 +37,7 @@ import files
 from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, bernoulli_nll_per_variable, linear,
                       linear_backward, mask_conditioning, mask_conditioning_backward, mask_weight)
 from config import Config, count_distinct_masks, is_int, require
-from engine import Engine, Gradients, Store
+from engine import Engine, Gradients, Store, parameter_units
 from weights import check_params, init_params
 
 FORMAT = "made-npz-1"  # the model file's format (model_arrays)
@@ -240,6 +240,7 @@ class ReferenceEngine(Store):
     def __init__(self, layers, params, degrees, activation, gpu, dtype):
         super().__init__({name: backend.to_device(value, gpu, dtype) for name, value in params.items()})
         self.layers, self.activation, self.xp, self.dtype = layers, activation, backend.array_module(gpu), dtype
+        self.units = parameter_units(layers)
         self.use_mask(degrees)
 
     def use_mask(self, degrees, key=None):
@@ -428,7 +429,7 @@ class MADE:
     def _data(self, x, what, values):
         """x on the model's device in its dtype, checked: (N ≥ 1, D), and (values) only 0 and 1, as
         given (before the cast, which would round 1 + 1e-9 to 1 in float32)."""
-        given = x if backend.module_of(x) is self.xp else self.xp.asarray(x)
+        given = x if hasattr(x, "ndim") and backend.module_of(x) is self.xp else self.xp.asarray(x)
         require(given.ndim == 2 and given.shape[1] == self.n_in and given.shape[0] > 0,
                 f"{what} must be an (N, {self.n_in}) array with N ≥ 1, not of shape {given.shape}")
         if values:  # 0.5, 2, NaN and inf are nonzero but not 1

@@ -69,6 +69,17 @@ class Optimizer:
         self.fast_form = fast_updates.FORMS.get(type(self).__name__) if fast else None  # None for other rules
         self.scratch = fast_updates.Scratch()
 
+    def require_representable(self, **settings):
+        """A ValueError naming the setting that the parameters' dtype cannot hold (float32 turns 1e-50
+        into 0 and 1e39 into inf, which would make the rule divide by zero or overflow)."""
+        dtypes = {p.dtype for p in self.store.arrays.values()}
+        for name, value in settings.items():
+            for dtype in dtypes:
+                with np.errstate(over="ignore"):
+                    held = dtype.type(value)
+                if value and not (np.isfinite(held) and held != 0):
+                    raise ValueError(f"{name} {value!r} is {held} in {dtype}, the parameters' dtype")
+
     def step(self, grads):
         """Apply one update to every parameter that has a gradient; t counts the steps."""
         for name, piece, grad in self.store.pieces(grads):
@@ -123,6 +134,7 @@ class SGD(Optimizer):
         require_number("decrease", decrease, 0, low_open=False)
         super().__init__(params, fast, weight_decay)
         self.lr, self.decrease = lr, decrease
+        self.require_representable(lr=lr, decrease=decrease, weight_decay=weight_decay)
 
     def update(self, theta, g):
         theta -= self.lr / (1 + self.decrease * self.t) * g
@@ -141,6 +153,7 @@ class AdaGrad(Optimizer):
         require_number("eps", eps, 0)
         super().__init__(params, fast, weight_decay)
         self.lr, self.eps = lr, eps
+        self.require_representable(lr=lr, eps=eps, weight_decay=weight_decay)
         for sum_sq in self.state["sum_sq"].values():
             sum_sq += eps
 
@@ -164,6 +177,7 @@ class AdaDelta(Optimizer):
         require_number("eps", eps, 0)
         super().__init__(params, fast, weight_decay)
         self.lr, self.rho, self.eps = lr, rho, eps
+        self.require_representable(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
     def update(self, theta, g, mean_sq_grad, mean_sq_step):
         xp, rho, eps = backend.module_of(theta), self.rho, self.eps
@@ -187,6 +201,7 @@ class Adam(Optimizer):
         require_number("eps", eps, 0)
         super().__init__(params, fast, weight_decay)
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.require_representable(lr=lr, eps=eps, weight_decay=weight_decay)
 
     def update(self, theta, g, m, v):
         xp, t, beta1, beta2 = backend.module_of(theta), self.t + 1, self.beta1, self.beta2

@@ -210,10 +210,12 @@ def load_checkpoint(path, gpu, reference=False):
     return Checkpoint(model, optimizer_state, state, settings, record if isinstance(record, dict) else None, best)
 
 
-def metrics_describe(folder, state):
-    """Whether the folder's metrics.json is the end of the run its checkpoint holds (same epochs)."""
-    metrics = runs.read_metrics(folder.path)
-    return metrics.get("epochs_run") == state.epoch and metrics.get("best_epoch") == state.best_epoch
+def metrics_describe(folder, checkpoint):
+    """Whether the folder's metrics.json is the end of the run its checkpoint holds: the same epochs
+    and the same best model (by its digest), so that one copied from another run is not taken for it."""
+    metrics, state = runs.read_metrics(folder.path), checkpoint.state
+    return (metrics.get("epochs_run") == state.epoch and metrics.get("best_epoch") == state.best_epoch
+            and metrics.get("model_digest") == runs.model_digest(checkpoint.best))
 
 
 class RunWriter:
@@ -299,7 +301,7 @@ def refuse_finished(args, checkpoint, folder, model_config):
         raise runs.RunError(f"cannot resume: the model in {folder.file('checkpoint.npz')} is not the one its "
                             "settings describe")
     reason = state.stop_reason(args.epochs, args.patience)
-    if reason and metrics_describe(folder, state):
+    if reason and metrics_describe(folder, checkpoint):
         further = (f"; to train it further, pass a --epochs above {state.epoch}"
                    if reason == "epoch cap reached" else "")
         restored = ""
@@ -317,6 +319,12 @@ def check_data(args, checkpoint, splits):
         raise runs.RunError(f"cannot resume: {args.dataset} is not the data the run trained on (its "
                             f"{', '.join(changed)} split{'s' if len(changed) > 1 else ''} changed); pass --dataset "
                             f"with the file it trained on")
+    moved = runs.reordered_splits(checkpoint.data, splits)
+    if moved:
+        raise runs.RunError(f"cannot resume: {args.dataset} holds the run's rows in another order (its "
+                            f"{', '.join(moved)} split{'s' if len(moved) > 1 else ''}); the minibatches and sums "
+                            f"follow the rows' positions, so the run would not go on exactly: pass --dataset with "
+                            f"the rows in the order it trained on")
     if splits["train"].shape[1] != checkpoint.model.n_in:
         raise runs.RunError(f"cannot resume: the model has {checkpoint.model.n_in} inputs, --dataset {args.dataset} "
                             f"has {splits['train'].shape[1]}")

@@ -240,8 +240,10 @@ def data_record(dataset, splits):
     """What identifies the data a run trains on: where they are (a named set, or a file's absolute
     path, so that the run finds them from any folder) and each split's order-free fingerprint
     (data.fingerprint), so that other values under the same name are noticed and the same rows in
-    another order are not."""
-    return {"dataset": dataset, "fingerprints": {split: data.fingerprint(splits[split]) for split in data.SPLITS}}
+    another order are not; and each split's row order (data.row_order_fingerprint), which only
+    --resume needs: its minibatches follow the rows' positions."""
+    return {"dataset": dataset, "fingerprints": {split: data.fingerprint(splits[split]) for split in data.SPLITS},
+            "row_orders": {split: data.row_order_fingerprint(splits[split]) for split in data.SPLITS}}
 
 
 def changed_splits(record, splits):
@@ -272,6 +274,15 @@ def run_record(run_dir, key, kind):
         except (OSError, ValueError, KeyError, TypeError, files.FileFormatError):
             return None
     return value if isinstance(value, kind) else None
+
+
+def reordered_splits(record, splits):
+    """The splits whose rows are the record's in another order (by row_orders, which --resume needs
+    to continue exactly; records written before runs kept them say nothing)."""
+    kept = record.get("row_orders") if isinstance(record, dict) else None
+    if not isinstance(kept, dict):
+        return []
+    return [split for split in data.SPLITS if kept.get(split) != data.row_order_fingerprint(splits[split])]
 
 
 def data_record_of(run_dir):
@@ -386,21 +397,18 @@ def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program=
 
 def load_runs(run_dirs, gpu, dataset=None, data_dir=None, need_data=True, program="made"):
     """(models, splits or None, settings of each) for one run or a mixture of runs (load_run for
-    the first). Every further run must have been trained on the first run's data (its data record,
-    compared with the first run's own data by their fingerprints) and be of the same width; one
-    that is not is refused in one line naming it."""
+    the first). Every run must have been trained on the same data as the first (the fingerprints of
+    their data records, so the data need not be where they were: --dataset NEW_PATH names them) and
+    be of the same width; one that is not is refused in one line naming it."""
     first, splits, settings = load_run(run_dirs[0], gpu, dataset, data_dir, need_data, program)
     models, all_settings = [first], [settings]
-    if len(run_dirs) == 1:
-        return models, splits, all_settings
-    own = splits if dataset is None and splits is not None else \
-        load_run(run_dirs[0], False, None, data_dir, True, program)[1]  # the first run's own data, to compare
+    fingerprints = (data_record_of(run_dirs[0]) or {}).get("fingerprints")
     for run_dir in run_dirs[1:]:
         model, _, other = load_run(run_dir, gpu, need_data=False, program=program)
         if model.n_in != first.n_in:
             raise data.DataError(f"{run_dir}: its model has {model.n_in} variables, that of {run_dirs[0]} "
                                  f"{first.n_in}: a mixture is of models of the same data")
-        if changed_splits(data_record_of(run_dir), own):
+        if not fingerprints or (data_record_of(run_dir) or {}).get("fingerprints") != fingerprints:
             raise data.DataError(f"{run_dir}: was not trained on the data set of {run_dirs[0]} (by their "
                                  f"fingerprints): a mixture is of models of the same data")
         models.append(model)

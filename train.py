@@ -206,6 +206,13 @@ def inconsistency(args):
         return "--hidden none (the shallow MADE) needs --direct"
     if args.rho is not None and args.rho >= 1:
         return "--rho must be below 1"
+    for flag in ("lr", "eps", "rho", "decrease", "weight_decay"):
+        value = getattr(args, flag)
+        with np.errstate(over="ignore"):
+            held = None if value is None else np.dtype(args.dtype).type(value)
+        if value and not (np.isfinite(held) and held != 0):
+            return (f"--{flag.replace('_', '-')} {value:g} is {held} in {args.dtype} (--dtype): the model could not use "
+                    f"it as given; choose a value {args.dtype} holds")
     for flag, size in (("--test-masks", args.test_masks), ("--valid-masks", args.valid_masks)):
         if distinct is not None and size > distinct:
             return (f"{flag} {size}: training uses {distinct} distinct mask{'s' if distinct > 1 else ''} "
@@ -280,6 +287,9 @@ def resume_run(args, folder):
     path = folder.file("checkpoint.npz")
     checkpoint = resume.load_checkpoint(path, args.gpu, args.reference)
     resume.restore_settings(args, checkpoint.settings, build_parser().flag_actions, path)
+    problem = ignored_flag(args)
+    if problem:
+        raise runs.RunError(f"cannot resume: {problem}")
     problem = inconsistency(args)
     if problem:
         raise runs.RunError(f"cannot resume: the settings in {path} are inconsistent ({problem})")
@@ -363,7 +373,12 @@ def diverged(args, folder, epoch, what, value, saved_epoch):
                 f"rate with --resume --out {args.out} --lr …")
     else:
         kept = "no epoch was saved: start again with a smaller --lr"
-    message = f"epoch {epoch}: the {what} became {value} (too high a learning rate, --lr {args.lr}); {kept}"
+    causes = [f"too high a learning rate, --lr {args.lr}"]
+    if args.weight_decay:
+        causes.append(f"too strong a penalty, --weight-decay {args.weight_decay}")
+    if "eps" in args.explicit:
+        causes.append(f"too small an ε, --eps {args.eps}")
+    message = f"epoch {epoch}: the {what} became {value} ({' or '.join(causes)}); {kept}"
     files.append_line(folder.file("train.log"), message)
     return runs.RunError(message)
 

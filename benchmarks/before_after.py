@@ -6,7 +6,9 @@
 Each round runs, for the earlier code and then this one (a fresh process each, so neither inherits
 the other's memory): the plain training loop a user writes (loss_and_grads, AdaGrad step,
 next_mask) on 784-500-784 and 784-8000-784 with the direct connection, one mask and 32 masks
-resampled every minibatch, as seconds per epoch (from a few hundred or a few dozen minibatches);
+resampled every minibatch, and 784-8000-784 with one mask; train.py's own epoch (optim.train_epoch)
+at 784-500-784 with one mask and 32, and 784-8000-784 with one; all as seconds per epoch (from a
+few hundred or a few dozen minibatches);
 evaluation of 10 000 examples at batch 1000 (one mask, and the 32-mask ensemble of a 32-mask
 model); 100 fast samples; and the peak resident memory of 200 training steps and one evaluation
 (784-500-784 with one mask, 784-8000-784 with 32).
@@ -51,6 +53,11 @@ if what == "train":
             optimizer.step(grads)
             model.next_mask()
     print(best(loop, 1) * 500 / steps)
+elif what == "epoch":  # optim.train_epoch, what train.py runs for an epoch (from `steps` minibatches)
+    optimizer = optim.AdaGrad(weights, lr=0.01)
+    steps = 200 if hidden <= 1000 else 30
+    order = np.random.default_rng(0).permutation(steps * 100)
+    print(best(lambda: optim.train_epoch(model, optimizer, x[:steps * 100], order, 100), 1) * 500 / steps)
 elif what == "evaluate":
     print(10000 / best(lambda: model.log_prob(x[:10000], n_masks=None if masks == 1 else masks, batch_size=1000), 1))
 elif what == "sample":
@@ -65,7 +72,8 @@ elif what == "memory":
 '''
 
 CASES = [("train", 500, 0, 1, "s/epoch"), ("train", 500, 0, 32, "s/epoch"),
-         ("train", 8000, 1, 1, "s/epoch"), ("train", 8000, 1, 32, "s/epoch"),
+         ("train", 8000, 1, 1, "s/epoch"), ("train", 8000, 1, 32, "s/epoch"), ("train", 8000, 0, 1, "s/epoch"),
+         ("epoch", 500, 0, 1, "s/epoch"), ("epoch", 500, 0, 32, "s/epoch"), ("epoch", 8000, 0, 1, "s/epoch"),
          ("evaluate", 500, 0, 1, "examples/s"), ("evaluate", 500, 0, 32, "examples/s"),
          ("sample", 500, 0, 1, "ms per 100"), ("memory", 500, 0, 1, "MiB peak"), ("memory", 8000, 1, 32, "MiB peak")]
 

@@ -38,12 +38,17 @@ def candidates(data_set):
     """(run folder, its search row, its command's flags) of every finished run of the set's searches."""
     found = []
     for summary in sorted(glob.glob(os.path.join(ROOT, "results", "search", f"{data_set}_*.json"))):
-        with open(summary) as file:
-            row = json.load(file)
-        for entry in row["configurations"]:
-            folder = os.path.join(ROOT, "runs", "search", row["row"], entry["name"])
+        try:
+            with open(summary) as file:
+                row = json.load(file)
+            entries = [(entry["name"], entry["flags"]) for entry in row["configurations"]]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise runs.RunError(f"{summary}: damaged ({type(error).__name__}: {error}); restore it or run "
+                                f"experiments/search.py again") from None
+        for name, flags in entries:
+            folder = os.path.join(ROOT, "runs", "search", row["row"], name)
             if os.path.exists(os.path.join(folder, "metrics.json")):
-                found.append((folder, row["row"], entry["flags"]))
+                found.append((folder, row["row"], flags))
     return found
 
 
@@ -76,15 +81,39 @@ def choose(valid):
         best = nll
 
 
-def earlier_test_reads(path):
-    """Every earlier build's reading of the test split for this column, oldest first: a build after
-    more candidates reads the test split again, and the record keeps each reading, not the last."""
+def published(path):
+    """The column's record as it stands (None before the first build), checked before anything is
+    scored: a build replaces it, keeping its test_reads, so a damaged one must be mended first."""
     if not os.path.exists(path):
-        return []
-    with open(path) as file:
-        earlier = json.load(file)
-    return earlier.get("test_reads", [{key: earlier[key] for key in ("test_nll", "test_nll_stderr", "valid_nll")}
-                                      | {"runs": len(earlier["members"]), "candidates": len(earlier["candidates"])}])
+        return None
+    try:
+        with open(path) as file:
+            record = json.load(file)
+        if not (isinstance(record["test_reads"], list) and isinstance(record["members"], list)
+                and all(isinstance(member["run"], str) for member in record["members"])
+                and isinstance(record["valid_nll"], (int, float))):
+            raise TypeError("test_reads, members or valid_nll of the wrong kind")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise runs.RunError(f"{path}: damaged or of an older form ({type(error).__name__}: {error}); restore it "
+                            f"(git checkout {os.path.relpath(path, ROOT)}) before building again") from None
+    return record
+
+
+def check_against_published(record, pool, valid_nll):
+    """Refuse, before the test split is read, a build that would replace the published mixture with
+    one it cannot compare to: a member of it whose run is not among the candidates here (runs/ is
+    not in git), or a choice worse on validation than it."""
+    if record is None:
+        return
+    here = {os.path.relpath(folder, ROOT) for folder, _, _ in pool}
+    missing = [member["run"] for member in record["members"] if member["run"] not in here]
+    if missing:
+        raise runs.RunError(f"the published mixture's member {missing[0]} is not here ({len(missing)} of "
+                            f"{len(record['members'])} missing): train them again (their commands are in the "
+                            f"record) before building; the record is left as it is")
+    if valid_nll > record["valid_nll"]:
+        raise runs.RunError(f"this build's validation NLL {valid_nll:.4f} is above the published mixture's "
+                            f"{record['valid_nll']:.4f}: the record is left as it is, and the test split unread")
 
 
 def command_of(flags):
@@ -92,9 +121,18 @@ def command_of(flags):
 
 
 def build(data_set):
+    """Choose, score and record the column's best (module docstring), with the column locked: two
+    builds at once would each keep their own test reading and lose the other's."""
+    lock = os.path.join(ROOT, "runs", "search", f"best_{data_set}.lock")
+    with files.exclusive(lock, f"{data_set}: another best.py is building this column now ({lock}); wait for it"):
+        build_locked(data_set)
+
+
+def build_locked(data_set):
     out = os.path.join(ROOT, "results", f"best_{data_set}", "metrics.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     runs.check_outputs({"metrics.json": out}, own_run=True)  # (the folder is this script's own)
+    record = published(out)
     pool = candidates(data_set)
     if not pool:
         raise runs.RunError(f"{data_set}: no finished runs in runs/search/{data_set}_*/: run experiments/search.py first")
@@ -102,6 +140,7 @@ def build(data_set):
     started = time.perf_counter()
     valid, masks = zip(*(scored(folder, "valid", splits) for folder, _, _ in pool))
     chosen, valid_nll = choose(list(valid))
+    check_against_published(record, pool, valid_nll)
     print(f"{data_set}: {len(pool)} candidates scored on validation; chose {len(chosen)} "
           f"(mixture valid {valid_nll:.4f}, best alone {min(v.mean() for v in valid):.4f})")
     test = mixture_nll([scored(pool[i][0], "test", splits)[0] for i in chosen])  # the test split, read once
@@ -115,7 +154,7 @@ def build(data_set):
                         "train_seconds": own["train_seconds"], "its_own_test_nll": own["test_nll"]})
     figure, model = PAPER_BEST[data_set]
     stderr = runs.standard_error(test)
-    reads = earlier_test_reads(out) + [{"test_nll": float(test.mean()), "test_nll_stderr": stderr,
+    reads = (record["test_reads"] if record else []) + [{"test_nll": float(test.mean()), "test_nll_stderr": stderr,
                                         "valid_nll": float(valid_nll), "runs": len(members),
                                         "candidates": len(pool), "date": time.strftime("%Y-%m-%d %H:%M")}]
     result = {

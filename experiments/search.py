@@ -26,6 +26,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import cli  # noqa: E402
 import files  # noqa: E402
 import train  # noqa: E402
 
@@ -213,45 +214,85 @@ def points(grids):
             yield dict(zip(keys, values))
 
 
+class SearchStopped(Exception):
+    """A search that cannot go on (busy, interrupted, or nothing finished); the message says why."""
+
+
 def search(row, rerun=False):
-    data, grids = ROWS[row]
+    """Every point of the row's grid, one train.py run each, with the row locked (a second search of
+    the same row at once is refused: it would find the first one's run folders busy and take them
+    for failures). Points already measured are taken from the record, once checked against their
+    run (a point recorded as failed, or whose run says otherwise, is measured again)."""
     summary_path = os.path.join(ROOT, "results", "search", row + ".json")
-    measured = {}
-    if os.path.exists(summary_path) and not rerun:
-        with open(summary_path) as file:
-            measured = {tuple(r["flags"]): r for r in json.load(file)["configurations"]}
-    results = []
-    for choice in points(grids):
-        name = "-".join(f"{key}={value}" for key, value in choice.items())
-        flags = flags_of(data, choice)
-        if tuple(flags) in measured:
-            results.append(measured[tuple(flags)])
-            continue
-        out = os.path.join(ROOT, "runs", "search", row, name)
+    lock = os.path.join(ROOT, "runs", "search", row + ".lock")
+    with files.exclusive(lock, f"{row}: another search.py is searching this row now ({lock}); wait for it to end"):
+        measured = {} if rerun else recorded(summary_path)
+        results = []
+        for choice in points(ROWS[row][1]):
+            results.append(measure(row, choice, measured, rerun))
+            write_summary(summary_path, row, results)  # after every point, so a stopped search loses nothing
+    best = write_summary(summary_path, row, results)
+    if best is None:
+        raise SearchStopped(f"{row}: no configuration finished (every run failed: see {summary_path})")
+    print(f"{row}: chosen on validation: {best['name']}")
+
+
+def recorded(path):
+    """flags → the record's entry for every point measured before; a damaged record counts as none."""
+    try:
+        with open(path) as file:
+            entries = json.load(file)["configurations"]
+        return {tuple(entry["flags"]): entry for entry in entries if isinstance(entry, dict) and "flags" in entry}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def measure(row, choice, measured, rerun):
+    """The record of one point: its run's metrics (the run is made, or resumed from its
+    checkpoint, when the record has no trustworthy entry for it). Ctrl-C or SIGTERM in a run stops
+    the search (status 130), the run's checkpoint kept for the next search to resume."""
+    name = "-".join(f"{key}={value}" for key, value in choice.items())
+    flags = flags_of(ROWS[row][0], choice)
+    out = os.path.join(ROOT, "runs", "search", row, name)
+    earlier, metrics = measured.get(tuple(flags)), finished_metrics(out)
+    if earlier is not None and "valid_nll" in earlier and (metrics is None or metrics["valid_nll"] == earlier["valid_nll"]):
+        return earlier
+    if metrics is None or rerun:
         interrupted = (not rerun and os.path.exists(os.path.join(out, "checkpoint.npz"))
                        and not os.path.exists(os.path.join(out, "metrics.json")))
         with contextlib.redirect_stdout(io.StringIO()):
             code = train.main(flags + ["--out", out] + (["--resume"] if interrupted else ["--force"]))
+        if code == 130:  # (train.py has said where its run stands)
+            cli.say(f"search.py: interrupted in {row}: {name}; the same command resumes it from its checkpoint",
+                    sys.stderr)
+            raise cli.Interrupted()
         if code != 0:
-            results.append({"name": name, "flags": flags, "error": code})
-            continue
+            return {"name": name, "flags": flags, "error": code}
+        metrics = finished_metrics(out)
+    print(f"{row}: {name:55s} valid {metrics['valid_nll']:9.4f}   (test {metrics['test_nll']:.4f}, "
+          f"best epoch {metrics['best_epoch']})", flush=True)
+    return {"name": name, "flags": flags, "valid_nll": metrics["valid_nll"], "test_nll": metrics["test_nll"],
+            "best_epoch": metrics["best_epoch"]}
+
+
+def finished_metrics(out):
+    """A finished run's metrics.json, or None."""
+    try:
         with open(os.path.join(out, "metrics.json")) as file:
             metrics = json.load(file)
-        results.append({"name": name, "flags": flags, "valid_nll": metrics["valid_nll"],
-                        "test_nll": metrics["test_nll"], "best_epoch": metrics["best_epoch"]})
-        print(f"{row}: {name:55s} valid {metrics['valid_nll']:9.4f}   (test {metrics['test_nll']:.4f}, "
-              f"best epoch {metrics['best_epoch']})", flush=True)
-        write_summary(summary_path, row, results)  # after every run, so a stopped search loses nothing
-    best = write_summary(summary_path, row, results)
-    print(f"{row}: chosen on validation: {best['name']}")
+        return metrics if all(key in metrics for key in ("valid_nll", "test_nll", "best_epoch")) else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def write_summary(path, row, results):
-    """Write the row's summary (every configuration so far, and the one with the lowest validation NLL)."""
-    best = min((r for r in results if "valid_nll" in r), key=lambda r: r["valid_nll"])
+    """Write the row's summary (every configuration so far, and the one with the lowest validation
+    NLL, None while none has finished); returns that one."""
+    finished = [r for r in results if "valid_nll" in r]
+    best = min(finished, key=lambda r: r["valid_nll"]) if finished else None
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with files.atomic_write(path, "w") as file:
-        json.dump({"row": row, "chosen": best["name"], "chosen_by": "lowest validation NLL",
+        json.dump({"row": row, "chosen": best and best["name"], "chosen_by": "lowest validation NLL",
                    "configurations": results}, file, indent=2)
     return best
 
@@ -270,8 +311,8 @@ def main(argv=None):
     for row in args.rows:
         if row not in ROWS:
             parser.error(f"unknown row {row!r}")
-        search(row, args.rerun)
-    return 0
+    return cli.run_command("search.py", False, lambda: [search(row, args.rerun) for row in args.rows],
+                           user_errors=(SearchStopped,))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 import argparse
 import json
 import os
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,13 +74,35 @@ def verdict(nll, stderr, target):
     return f"**no**, +{nll - target:.2f} ({(nll - target) / stderr:.1f} s.e.)"
 
 
+class DamagedRecord(ValueError):
+    """A record in results/ that is not what this script reads; the message names it."""
+
+
+ROW_KEYS = ("test_nll", "test_nll_stderr", "config", "epochs_run", "best_epoch", "train_seconds", "machine")
+BEST_KEYS = ("gap", "test_nll", "test_nll_stderr", "paper_best", "paper_best_model", "members", "train_seconds",
+             "valid_nll", "test_reads")
+
+
+def read_record(path, keys):
+    """A metrics.json of results/ as a dict holding `keys`; DamagedRecord naming it otherwise."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            record = json.load(file)
+        missing = [key for key in keys if key not in record]
+    except (OSError, ValueError, TypeError) as error:
+        raise DamagedRecord(f"{path}: not a readable record ({type(error).__name__}: {error}); restore it with "
+                            f"git checkout") from None
+    if missing:
+        raise DamagedRecord(f"{path}: lacks {', '.join(missing)}; restore it with git checkout")
+    return record
+
+
 def rows():
     """(row, what, paper, metrics or None, status when unfinished) for every row, in the tables' order."""
     for row, (what, paper, needs_gpu) in ROWS.items():
         path = os.path.join(ROOT, "results", row, "metrics.json")
         if os.path.exists(path):
-            with open(path) as file:
-                yield row, what, paper, json.load(file), None
+            yield row, what, paper, read_record(path, ROW_KEYS), None
             continue
         status = "not yet run (needs a GPU)" if needs_gpu else "not yet run"
         log = os.path.join(ROOT, "results", row, "train.log")
@@ -148,8 +171,7 @@ def print_best():
         if not os.path.exists(path):
             print(f"| {column} | {figure:.2f} ({model}) | not yet built (`python experiments/best.py {name}`) | | | | | |")
             continue
-        with open(path) as file:
-            best = json.load(file)
+        best = read_record(path, BEST_KEYS)
         gap = best["gap"]
         digits = 2 if abs(gap) >= 0.01 else 3
         if gap < 0:
@@ -167,6 +189,15 @@ def main(argv=None):
     parser.add_argument("--compact", action="store_true", help="the README's table: paper, this project, met?")
     parser.add_argument("--best", action="store_true", help="RESULTS.md's table of each UCI column's best here")
     parsed = parser.parse_args(argv)
+    try:
+        print_tables(parsed)
+    except DamagedRecord as error:
+        print(f"table.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def print_tables(parsed):
     if parsed.best:
         print_best()
         return
@@ -191,4 +222,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

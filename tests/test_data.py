@@ -137,7 +137,7 @@ def test_the_fingerprint_is_of_the_rows_not_their_order():
     assert data.fingerprint(np.vstack([rows, rows[:1]])) != data.fingerprint(rows)  # a row twice
 
 
-# Each verified set's fingerprints, as ../shared/data/README.md gives them (order-free column).
+# Each verified set's fingerprints, as DATA.md describes them (order-free).
 SHARED_README_FINGERPRINTS = {
     "binarized_mnist": ("aae6de292e6b68d8", "d10b4edf2e076569", "87ff96664646cc41"),
     "dna": ("46918e88b24d5ddd", "1f67d901fdc3ce6d", "bb7d0812242a73e0"),

@@ -11,6 +11,7 @@ import pytest
 
 import backend
 import data
+import runs
 import train
 from conftest import ROOT, tiny_splits, write_npz
 from ancestral import log_prob_unobserved, observed_first_ordering
@@ -245,15 +246,33 @@ def test_best_selects_greedily_on_validation_and_stops_when_nothing_helps():
     assert alone == [0] and alone_nll == 3.0
 
 
-def test_best_keeps_every_reading_of_the_test_split(tmp_path):
-    """A rebuilt column's record keeps each earlier build's test figure, not only the last."""
+def test_best_keeps_every_reading_of_the_test_split_and_refuses_a_damaged_record(tmp_path):
+    """A rebuilt column's record keeps each earlier build's test figure, not only the last; a
+    record it cannot read is refused in one line before anything is scored, never overwritten."""
     best = load("best")
     path = tmp_path / "metrics.json"
-    assert best.earlier_test_reads(str(path)) == []
-    first = {"test_nll": 9.6, "test_nll_stderr": 0.02, "valid_nll": 9.5, "members": [{}, {}], "candidates": [{}] * 5}
-    path.write_text(json.dumps(first))
-    assert best.earlier_test_reads(str(path)) == [{"test_nll": 9.6, "test_nll_stderr": 0.02, "valid_nll": 9.5,
-                                                   "runs": 2, "candidates": 5}]
+    assert best.published(str(path)) is None
     reads = [{"test_nll": 9.6}, {"test_nll": 9.58}]
-    path.write_text(json.dumps(dict(first, test_reads=reads)))
-    assert best.earlier_test_reads(str(path)) == reads
+    record = {"test_reads": reads, "members": [{"run": "runs/search/x/a"}], "valid_nll": 9.5}
+    path.write_text(json.dumps(record))
+    assert best.published(str(path))["test_reads"] == reads
+    for damaged in (json.dumps(record)[:40], json.dumps({"members": [], "valid_nll": 9.5}), "[]",
+                    json.dumps(dict(record, members=[{}]))):
+        path.write_text(damaged)
+        with pytest.raises(runs.RunError, match="damaged or of an older form"):
+            best.published(str(path))
+
+
+def test_best_never_replaces_the_published_mixture_with_one_it_cannot_compare_to():
+    """A member of the published mixture missing here (runs/ is not in git), or a choice worse on
+    validation, is refused before the test split is read."""
+    best = load("best")
+    record = {"members": [{"run": "runs/search/dna_masks/a"}, {"run": "runs/search/dna_masks/b"}], "valid_nll": 80.0}
+    pool = [(os.path.join(best.ROOT, "runs/search/dna_masks/a"), "dna_masks", [])]
+    with pytest.raises(runs.RunError, match="member runs/search/dna_masks/b is not here"):
+        best.check_against_published(record, pool, 79.0)
+    pool.append((os.path.join(best.ROOT, "runs/search/dna_masks/b"), "dna_masks", []))
+    with pytest.raises(runs.RunError, match="above the published mixture's"):
+        best.check_against_published(record, pool, 81.0)
+    best.check_against_published(record, pool, 79.5)
+    best.check_against_published(None, pool, 99.0)

@@ -126,13 +126,19 @@ def test_a_run_knows_its_data_by_their_rows_not_their_order(tmp_path):
     flags = ["--hidden", "8", "--patience", "50", "--out", tmp_path / "run"]
     assert run_cli("train.py", "--dataset", path, "--epochs", 1, *flags).returncode == 0
     record = runs.data_record_of(str(tmp_path / "run"))
-    assert set(record) == {"dataset", "fingerprints"}
+    assert set(record) == {"dataset", "fingerprints", "row_orders"}
     rng = np.random.default_rng(5)
     write_npz(path, *[rows[rng.permutation(len(rows))] for rows in splits])  # the same rows, reordered
-    result = run_cli("train.py", "--resume", "--epochs", 2, *flags)
-    assert result.returncode == 0, result.stderr
     result = run_cli("evaluate.py", tmp_path / "run")
     assert result.returncode == 0 and "warning" not in result.stderr
+    # --resume follows the rows' positions (its minibatches, its sums): another order could not go on
+    # exactly, so it is refused, and the file in its own order resumes
+    result = run_cli("train.py", "--resume", "--epochs", 2, *flags)
+    assert result.returncode == 2
+    one_line(result.stderr, "another order", "train", "valid", "test")
+    write_npz(path, *splits)
+    result = run_cli("train.py", "--resume", "--epochs", 2, *flags)
+    assert result.returncode == 0, result.stderr
     reordered = [rows[::-1] for rows in splits]
     reordered[1][0, 0] = 1 - reordered[1][0, 0]  # …and one bit of valid changed
     write_npz(path, *reordered)
