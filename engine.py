@@ -14,9 +14,11 @@ the engine's own: everything that leaves the engine is in the data's numbering (
 input j), as made.py, the files and the user see the weights. A Store (below) is the one door:
 `get`/`set` read and write a parameter in the data's numbering, `export`/`adopt` turn any array
 shaped like one (a gradient, an optimizer's state) out of and into the engine's order, and
-`pieces` hands an optimizer the arrays to update. Permuting the data's columns instead would cost
-a gather of every weight at every step (0.64 ms for W0 at 784-500-784 on 2 cores, a quarter of the
-step), which is why the engine keeps its own order and translates only at the door.
+`pieces` hands an optimizer the arrays to update. Keeping the data's numbering instead would cost
+a gather of the weights and a scatter of their gradients at every step: 0.35 + 0.55 ms for W0's
+columns and 0.13 + 0.06 ms for W1's rows at 784-500-784 on 2 cores, against about 4 ms for the
+whole step (benchmarks/layout_gather.py, BENCHMARKS.md), which is why the engine keeps its own
+order and translates only at the door.
 
 The products, chosen for every call (network):
   - a one-mask model under its mask, on the CPU: the staircase over the parameters themselves.
