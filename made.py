@@ -14,20 +14,15 @@ logit a_d then defines p(x_d = 1 | x_<d) = σ(a_d), and by the chain rule of pro
     log p(x) = Σ_d log p(x_d | x_<d),
 exact and normalised, in one forward pass.
 
-Read top to bottom: orderings and degrees, the masks, the layers, the dense masked forward pass and
-backpropagation, the reference engine (the MADE computed by exactly these functions), then the
-MADE: its masks, the reference pass, the same numbers fast (engine.py multiplies only what the
-masks keep), ensembles and mixtures, and the model file.
-Parameters (param_shapes): W_l (hidden_sizes[l], fan_in) and b_l per hidden layer, W_L and b_L for
-the output (only b0 when hidden_sizes=[], the shallow MADE), W_direct (D, D) with direct, and with
-cond_mask a U per masked weight (the authors' mask-conditioning term 1·(U ⊙ M)ᵀ, a bias that
-depends on the mask). model.params and model.masks() number them as the data is (column j of W0
-is input j), as Figure 1 draws them and files hold them: there is no other numbering outside the
-engine, which keeps its own order for speed behind its door (engine.Store).
+Read top to bottom: orderings and degrees, the masks, the layers, the dense masked pass and
+backpropagation, the reference engine (the MADE computed by exactly these), then the MADE itself.
+Parameters (param_shapes): W_l, b_l per hidden layer, W_L, b_L for the output, W_direct (D, D) with
+direct, a U per masked weight with cond_mask (the mask-conditioning bias 1·(U ⊙ M)ᵀ). model.params
+and model.masks() number them as the data is (column j of W0 is input j), as Figure 1 draws them;
+engine.py keeps its own order for speed behind its door (engine.Store).
 """
 import dataclasses
 import math
-from collections.abc import Mapping
 from contextlib import contextmanager
 
 import numpy as np
@@ -38,14 +33,9 @@ from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, bernou
                       linear_backward, mask_conditioning, mask_conditioning_backward, mask_weight)
 from config import Config, count_distinct_masks, is_int, require
 from engine import Engine, Gradients, Store, parameter_units
-from weights import check_params, init_params
+from weights import (CheckpointError, Parameters, check_params, file_arrays, init_params, read_file_arrays,
+                     read_model_file)
 
-FORMAT = "made-npz-1"  # the model file's format (model_arrays)
-
-
-
-class CheckpointError(ValueError):
-    """A model file cannot be used: corrupt, foreign, or inconsistent with its own config."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,12 +220,9 @@ def dense_loss_and_grads(layers, params, masks, activation, x):
 
 
 class ReferenceEngine(Store):
-    """The engine of MADE(..., reference=True) and train.py --reference, for stepping through the
-    paper's equations: the parameters in the data's numbering, the masks of eqs. 12–13 multiplied in
-    full (masked_layers), forward_pass and backward_pass, autograd's plain Bernoulli NLL. engine.Engine
-    computes the same numbers fast (the tests hold the two equal); on 2 CPU cores a step here costs
-    1.0 to 1.5 times the fast one (benchmarks/reference_step.py). layers, params (host arrays),
-    degrees (the first mask's, per source), activation, gpu, dtype: as Engine takes them."""
+    """The engine of MADE(..., reference=True) and train.py --reference: the parameters in the data's
+    numbering, masked_layers, forward_pass, backward_pass and autograd's plain NLL, so a step is the
+    equations; engine.Engine gives the same numbers faster (tests). Arguments as Engine takes them."""
 
     def __init__(self, layers, params, degrees, activation, gpu, dtype):
         super().__init__({name: backend.to_device(value, gpu, dtype) for name, value in params.items()})
@@ -255,42 +242,14 @@ class ReferenceEngine(Store):
 
     def log_prob(self, x, batch_size, after_batch=None, variables=None):
         """log p(x) = −Σ_d (softplus(a_d) − x_d a_d), batch by batch (over `variables` only, when given)."""
-        net, kept = masked_layers(self.layers, self.arrays, self.masks), slice(None)
-        if variables is not None:
-            kept = self.xp.asarray(np.flatnonzero(variables))
+        kept = slice(None) if variables is None else self.xp.asarray(np.flatnonzero(variables))
         log_p = []
         for start in range(0, x.shape[0], batch_size):
             batch = x[start:start + batch_size]
-            logits = forward_pass(self.layers, net, self.activation, batch)[0]
-            log_p.append(-bernoulli_nll_per_variable(logits, batch)[:, kept].sum(axis=1))
+            log_p.append(-bernoulli_nll_per_variable(self.forward(batch), batch)[:, kept].sum(axis=1))
             if after_batch is not None:
                 after_batch()
         return self.xp.concatenate(log_p)
-
-
-class Parameters(Mapping):
-    """model.params: name → the parameter, numbered as the data is (column j of W0 is input j). Each
-    is a read-only host copy (a write into it raises: it could change nothing); model.params[name]
-    = value writes a parameter, checked as MADE(params=…) checks them."""
-
-    def __init__(self, model):
-        self._model = model
-
-    def __getitem__(self, name):
-        engine = self._model.engine
-        return engine.export(name, engine.arrays[name])
-
-    def __setitem__(self, name, value):
-        engine = self._model.engine
-        require(name in engine.arrays, f"{name!r} is not a parameter of this model ({', '.join(engine.arrays)})")
-        check_params({name: value}, {name: engine.arrays[name].shape}, self._model.dtype)
-        engine.set(name, value)
-
-    def __iter__(self):
-        return iter(self._model.engine.arrays)
-
-    def __len__(self):
-        return len(self._model.engine.arrays)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,11 +257,8 @@ class Parameters(Mapping):
 
 
 class MADE:
-    """A MADE over D binary inputs; the arguments are those of Config (read it for each one), plus
-    gpu (use CuPy), params (existing weights, name → array numbered as the data is, as model.params
-    holds them, instead of a fresh initialisation; their names and shapes must be those the
-    configuration defines) and reference (compute through the functions above as written,
-    ReferenceEngine, instead of engine.py's fast products: the same numbers, slower)."""
+    """A MADE over D binary inputs; the arguments are Config's, plus gpu (CuPy), params (weights to
+    start from, as model.params holds them) and reference (ReferenceEngine instead of engine.py)."""
 
     def __init__(self, n_in, hidden_sizes, *, activation="relu", direct=False, cond_mask=False, ordering="random",
                  n_masks=1, shuffle="full", seed=0, dtype="float32", init="uniform", gpu=False, params=None,
@@ -366,8 +322,7 @@ class MADE:
         self._select(int(k), *spec)
 
     def use_ordering(self, ordering, seed=0):
-        """A mask outside the cycle: the given ordering, with hidden degrees drawn from `seed` (used
-        for completion, where the observed values must come first). mask_index becomes None."""
+        """A mask outside the cycle (completion): this ordering, hidden degrees from `seed`; mask_index None."""
         ordering = np.asarray(ordering, dtype=np.int64)
         require(sorted(ordering.tolist()) == list(range(self.n_in)), f"ordering must be a permutation of range({self.n_in})")
         rng = backend.random_generator(self.seed, "custom_masks", int(seed))
@@ -384,8 +339,7 @@ class MADE:
 
     @contextmanager
     def keeping_mask(self):
-        """Within the block, use_mask or use_ordering freely; afterwards the model is back under
-        the mask it had, whatever it was (a mask of the cycle or a custom ordering)."""
+        """Within the block, use_mask or use_ordering freely; afterwards the model is back under its mask."""
         saved = self.mask_index, self.ordering, self.hidden_degrees
         try:
             yield self
@@ -395,8 +349,7 @@ class MADE:
     # -- the reference: the equations above, dense, in the data's numbering ----------------------
 
     def masked_network(self, masks=None):
-        """The network under the current mask as the paper writes it (masked_layers), in the data's
-        numbering. masks: masks()."""
+        """masked_layers under the current mask (masks: masks()), in the data's numbering."""
         return masked_layers(self.layers, self._device_params(), self.masks() if masks is None else masks)
 
     def reference_forward(self, x, net=None):
@@ -405,30 +358,23 @@ class MADE:
         return forward_pass(self.layers, net, self.activation, self.xp.asarray(x, dtype=self.dtype))[0]
 
     def reference_loss_and_grads(self, x):
-        """dense_loss_and_grads on the parameters under masks(): the loss, and the gradients as a dict
-        of device arrays in the data's numbering (an optimizer takes these or loss_and_grads')."""
+        """dense_loss_and_grads under masks(): the loss and a dict of gradients in the data's numbering."""
         x = self.xp.asarray(x, dtype=self.dtype)
         return dense_loss_and_grads(self.layers, self._device_params(), self.masks(), self.activation, x)
 
     # -- the same numbers, fast: through engine.py ---------------------------------------------
 
     def forward(self, x):
-        """Output logits a (N, D) under the current mask, in the data's column order:
-        p(x_d = 1 | x_<d) = σ(a_d). x: (N, D) of 0/1."""
+        """Logits a (N, D) under the current mask, p(x_d = 1 | x_<d) = σ(a_d). x: (N, D) of 0/1."""
         return self.engine.forward(self._data(x, "x", values=True))
 
     def loss_and_grads(self, x):
-        """reference_loss_and_grads' numbers, through the engine. The loss is a 0-d array on the
-        model's device (float(loss) reads it: on a GPU that waits, so a loop should sum arrays); the
-        gradients an engine.Gradients: grads[name] is in the data's numbering, a read-only host copy
-        made when asked for, and optimizer.step(grads) takes the engine's buffers (valid until its
-        next call) without a copy. x's
-        values are not checked in this, the training loop's call: data.load checks data once."""
+        """reference_loss_and_grads' numbers through the engine: a 0-d loss on the device, and
+        engine.Gradients (grads[name]: a host copy in the data's numbering). x's values unchecked."""
         return self.engine.loss_and_grads(self._data(x, "x", values=False))
 
     def _data(self, x, what, values):
-        """x on the model's device in its dtype, checked: (N ≥ 1, D), and (values) only 0 and 1, as
-        given (before the cast, which would round 1 + 1e-9 to 1 in float32)."""
+        """x on the device in the model's dtype, checked: (N ≥ 1, D), (values) 0 and 1 as given."""
         given = x if hasattr(x, "ndim") and backend.module_of(x) is self.xp else self.xp.asarray(x)
         require(given.ndim == 2 and given.shape[1] == self.n_in and given.shape[0] > 0,
                 f"{what} must be an (N, {self.n_in}) array with N ≥ 1, not of shape {given.shape}")
@@ -438,13 +384,9 @@ class MADE:
         return self.xp.asarray(given, dtype=self.dtype)
 
     def log_prob(self, x, n_masks=None, batch_size=1000, progress=None, variables=None, check_values=True):
-        """log p(x) in nats, shape (N,), on the model's device. x: (N, D) of 0/1. n_masks=None: under
-        the current mask. n_masks=K: the ensemble of masks 0…K−1 (section 4.3), averaged in
-        probability, never in logits: log p(x) = log (1/K) Σ_k p(x | mask k), summed one mask at a
-        time as a running log-sum-exp (memory for one mask's results), the current mask restored
-        afterwards; a K beyond the cycle goes round it again. progress(done, total) is called after
-        every batch; variables, (D,) booleans, sums the conditionals of these variables only.
-        check_values=False skips the 0/1 check (a pass over x), for data data.load has checked."""
+        """log p(x) in nats, (N,). n_masks=K: the ensemble of masks 0…K−1 (section 4.3), averaged in
+        probability, never in logits: log (1/K) Σ_k p(x | mask k), one mask at a time. progress(done,
+        total) after every batch; variables, (D,) booleans: their conditionals only."""
         x = self._data(x, "x", values=check_values)
         require(is_int(batch_size) and batch_size > 0, f"batch_size must be a positive integer, not {batch_size!r}")
         require(n_masks is None or (is_int(n_masks) and n_masks > 0),
@@ -465,8 +407,6 @@ class MADE:
                 total = log_p if total is None else self.xp.logaddexp(total, log_p, out=total)
         return total - math.log(n_masks)
 
-    # -- the model file ----------------------------------------------------------------------
-
     def save(self, path):
         """One .npz (model_arrays), written atomically."""
         files.save_npz(path, model_arrays(self))
@@ -474,50 +414,31 @@ class MADE:
     @classmethod
     def load(cls, path, gpu=False, reference=False):
         """The model saved at `path`; a corrupt, foreign or inconsistent file raises CheckpointError."""
-        try:
-            return model_from_arrays(files.read_npz(path), str(path), gpu, reference)
-        except files.FileFormatError as error:
-            raise CheckpointError(str(error)) from None
+        return model_from_arrays(read_model_file(path), str(path), gpu, reference)
 
 
 def model_arrays(model):
-    """A model as the host arrays of its file (files.py writes it atomically, reads it without
-    pickles): param.NAME for every parameter in the data's numbering, config (the Config as JSON,
-    with the format's name), and mask_index, the mask it was under. Run folders hold the same
-    arrays in model.npz and checkpoint.npz (runs.py)."""
+    """The host arrays of a model's file (weights.file_arrays), as save and run folders write them."""
     require(model.mask_index is not None, "the model is under a custom ordering (use_ordering); select a mask "
                                            "of its cycle with use_mask(k) before saving")
-    arrays = {f"param.{name}": value for name, value in model.params.items()}
-    arrays["config"] = files.json_array(dict(model.config.as_dict(), format=FORMAT))
-    arrays["mask_index"] = np.array(model.mask_index)
-    return arrays
+    return file_arrays(model.config.as_dict(), model.params, model.mask_index)
 
 
 def model_from_arrays(arrays, what, gpu=False, reference=False):
     """The model held in model_arrays() form; CheckpointError naming `what` when it is not one."""
-    if "config" not in arrays:
-        raise CheckpointError(f"{what}: not a MADE model file (no config)")
-    try:
-        config = files.read_json_array(arrays["config"], f"{what}: config")
-    except files.FileFormatError as error:
-        raise CheckpointError(str(error)) from None
-    if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
-        raise CheckpointError(f"{what}: not a MADE model file of format {FORMAT}")
-    params = {name[len("param."):]: value for name, value in arrays.items() if name.startswith("param.")}
-    mask_index = arrays.get("mask_index", np.array(0))
+    config, params, mask_index = read_file_arrays(arrays, what)
     try:
         model = MADE(**config, gpu=gpu, params=params, reference=reference)
-        model.use_mask(mask_index[()] if mask_index.shape == () and mask_index.dtype.kind in "iu" else None)
+        model.use_mask(mask_index)
+        return model
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{what}: does not hold a consistent MADE ({error})") from None
-    return model
 
 
 def mixture_log_prob(models, x, n_masks=None, **options):
     """log p(x), (N,), of the mixture of models with equal weights: log (1/R) Σ_r p_r(x), where p_r
-    is model r's log_prob with n_masks[r] (an int for all; None: its current mask). MADE's own
-    ensemble is such a mixture, of its masks; this is the same step taken over trained models, and
-    stays exact and normalised. options: as log_prob takes them."""
+    is model r's log_prob with n_masks[r] (an int for all; None: its current mask): the ensemble's
+    step taken over trained models, exact and normalised. options: as log_prob takes them."""
     counts = n_masks if isinstance(n_masks, (list, tuple)) else [n_masks] * len(models)
     require(len(models) > 0 and len(counts) == len(models), "one n_masks per model (or one for all)")
     total = None  # log Σ_r p_r(x)
