@@ -56,11 +56,18 @@ def array_module(gpu=False):
     return _load_cupy() if gpu else np
 
 
+def use_module(module):
+    """Make `module` the device's array module in place of CuPy: standin.module(), NumPy standing in
+    for CuPy and counting launches and copies (tests, bench.py --gpu-standin). Returns the one it
+    replaces (None: CuPy, loaded when first asked for)."""
+    global _cupy
+    previous, _cupy = _cupy, module
+    return previous
+
+
 def module_of(array):
     """The array module an existing array belongs to (numpy arrays never import cupy)."""
-    if isinstance(array, np.ndarray) or _cupy is None:
-        return np
-    return _cupy.get_array_module(array)
+    return _cupy if is_device_array(array) else np
 
 
 def is_device_array(array):

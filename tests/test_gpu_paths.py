@@ -1,18 +1,19 @@
 """The --gpu branches of every command, run with NumPy standing in for CuPy.
 
 This catches logic errors on the GPU paths (a host array where a device array is needed, a missing
-transfer, a wrong module) on machines without a GPU, CI included. It cannot check CuPy's own
+transfer, a wrong module) on machines without a GPU, CI included; the GPU engine (kernels.py) runs
+its kernels' NumPy twins. It cannot check CuPy's own
 behaviour: tests/test_gpu.py does that, on a real GPU.
 """
 import json
 import sys
-import types
 
 import numpy as np
 import pytest
 
 import backend
 import bench
+import standin
 import evaluate
 import sample as sampling
 import train
@@ -20,20 +21,10 @@ import train
 
 @pytest.fixture
 def numpy_as_cupy(monkeypatch):
-    fake = types.ModuleType("cupy")
-    for name in dir(np):
-        if not name.startswith("__"):
-            setattr(fake, name, getattr(np, name))
-    fake.get_array_module = lambda *arrays: fake
-    fake.asnumpy = np.asarray
-    stream = types.SimpleNamespace(synchronize=lambda: None)
-    fake.cuda = types.SimpleNamespace(
-        runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, getDeviceProperties=lambda i: {"name": b"stand-in"}),
-        get_current_stream=lambda: stream)
-    fake.get_default_memory_pool = lambda: types.SimpleNamespace(total_bytes=lambda: 0)
-    fake.__version__ = "numpy stand-in"
+    """standin.py's NumPy in CuPy's place: device arrays refuse host arrays, as CuPy's do."""
+    fake = standin.module()
     monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy", fake)
     yield fake
 
 
