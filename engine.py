@@ -132,6 +132,15 @@ class Store:
         target = self.arrays[name]
         return self._from_data(name, backend.module_of(target).asarray(array, dtype=target.dtype))
 
+    def zeros(self):
+        """name → zeros shaped like each parameter, on its device: an optimizer's state slot."""
+        return {name: backend.module_of(p).zeros_like(p) for name, p in self.arrays.items()}
+
+    def fused_step(self, rule, grads):
+        """Apply the rule's step to every parameter in one launch, where the engine can (the GPU
+        engine, kernels.py); False: the rule updates piece by piece."""
+        return False
+
     def pieces(self, grads):
         """(name, index expression, gradient in the engine's order) for every piece an optimizer
         updates: the engine's own gradients band by band (Gradients.bands), any other mapping (in

@@ -33,6 +33,7 @@ from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, bernou
                       linear_backward, mask_conditioning, mask_conditioning_backward, mask_weight)
 from config import Config, count_distinct_masks, is_int, require
 from engine import Engine, Gradients, Store, parameter_units
+from kernels import FusedEngine, fused
 from weights import (CheckpointError, Parameters, check_params, file_arrays, init_params, read_file_arrays,
                      read_model_file)
 
@@ -277,8 +278,9 @@ class MADE:
         degrees = [input_degrees(ordering)] + hidden_degrees
         if reference:  # the functions above, as written
             self.engine = ReferenceEngine(self.layers, params, degrees, self.activation, gpu, self.dtype)
-        else:
-            self.engine = Engine(self.layers, params, degrees, self.activation, self.n_masks,
+        else:  # on the GPU, kernels.py's fused engine (MADE_GPU_UNFUSED=1 asks for engine.py's there)
+            engine = FusedEngine if gpu and fused() else Engine
+            self.engine = engine(self.layers, params, degrees, self.activation, self.n_masks,
                                  self.n_distinct_masks == 1, gpu, self.dtype)
         self._cycle = {}  # mask k of the cycle → its (ordering, hidden degrees), once drawn
         self.use_mask(0)

@@ -64,8 +64,7 @@ class Optimizer:
         self.store = store
         self.weight_decay = weight_decay
         self.t = 0  # number of steps taken
-        self.state = {slot: {name: backend.module_of(p).zeros_like(p) for name, p in store.arrays.items()}
-                      for slot in self.slots}
+        self.state = {slot: store.zeros() for slot in self.slots}
         self.fast_form = fast_updates.FORMS.get(type(self).__name__) if fast else None  # None for other rules
         self.scratch = fast_updates.Scratch()
 
@@ -81,7 +80,11 @@ class Optimizer:
                     raise ValueError(f"{name} {value!r} is {held} in {dtype}, the parameters' dtype")
 
     def step(self, grads):
-        """Apply one update to every parameter that has a gradient; t counts the steps."""
+        """Apply one update to every parameter that has a gradient; t counts the steps. The GPU
+        engine runs a rule of this file in one kernel over all the parameters (kernels.py)."""
+        if self.fast_form is not None and self.store.fused_step(self, grads):
+            self.t += 1
+            return
         for name, piece, grad in self.store.pieces(grads):
             theta, g = self.store.arrays[name][piece], grad[piece]
             state = [self.state[slot][name][piece] for slot in self.slots]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import backend
+import kernels
 import optim
 import ancestral
 from conftest import random_binary
@@ -57,3 +58,67 @@ def test_gpu_model_saves_and_loads_on_either_device(tmp_path):
         np.testing.assert_array_equal(cpu.params[name], value)
     # the same weights; cuBLAS and the CPU's BLAS may round float32 sums differently
     np.testing.assert_allclose(cpu.log_prob(x), backend.to_host(gpu.log_prob(x)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule", sorted(optim.OPTIMIZERS))
+def test_fused_kernels_match_the_unfused_gpu_engine(dtype, rule, monkeypatch):
+    """kernels.FusedEngine against engine.Engine on the same GPU (MADE_GPU_UNFUSED=1)."""
+    models = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv("MADE_GPU_UNFUSED", switch)
+        models.append(MADE(20, [40, 30], direct=True, n_masks=3, dtype=dtype, seed=6, gpu=True))
+    assert isinstance(models[1].engine, kernels.FusedEngine)
+    tolerance = dict(rtol=1e-10, atol=1e-13) if dtype == "float64" else dict(rtol=2e-5, atol=2e-6)
+    optimizers = [optim.make_optimizer(rule, model, weight_decay=1e-3) for model in models]
+    for step in range(4):
+        x = backend.to_device(random_binary((50, 20), seed=step), True)
+        np.testing.assert_allclose(*(backend.to_host(model.log_prob(x)) for model in models), **tolerance)
+        results = [model.loss_and_grads(x) for model in models]
+        np.testing.assert_allclose(float(results[1][0]), float(results[0][0]), **tolerance)
+        for name in results[0][1]:
+            np.testing.assert_allclose(results[1][1][name], results[0][1][name], **tolerance)
+        for model, optimizer, (_, grads) in zip(models, optimizers, results):
+            optimizer.step(grads)
+            model.next_mask()
+    for name in models[0].params:
+        np.testing.assert_allclose(models[1].params[name], models[0].params[name], **tolerance)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_each_kernel_matches_its_numpy_twin(dtype):
+    import cupy
+    run = kernels.kernels_for(cupy, dtype)
+    rng = np.random.default_rng(7)
+    tolerance = dict(rtol=1e-12, atol=1e-14) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+    weight = rng.standard_normal((30, 40)).astype(dtype)
+    degrees = rng.integers(0, 12, 70).astype(np.int32)
+    for kind in (1, 2):
+        out = cupy.empty_like(cupy.asarray(weight))
+        run.masked_weight(cupy.asarray(weight), cupy.asarray(degrees), 40, 0, kind, out)
+        expected = np.empty_like(weight)
+        kernels.masked_weight_twin(weight, degrees[40:], degrees[:40], kind, expected)
+        np.testing.assert_array_equal(cupy.asnumpy(out), expected)
+    z, bias = (rng.standard_normal((50, 40)) * 5).astype(dtype), rng.standard_normal(40).astype(dtype)
+    for code in kernels.ACTIVATION_CODES.values():
+        device_z, device_h = cupy.asarray(z), cupy.empty((50, 40), dtype=dtype)
+        run.bias_activation(device_z, cupy.asarray(bias), device_h, code)
+        host_z, host_h = z.copy(), np.empty_like(z)
+        kernels.bias_activation_twin(host_z, bias, host_h, code)
+        np.testing.assert_allclose(cupy.asnumpy(device_h), host_h, **tolerance)
+        grad_h, out = rng.standard_normal((50, 40)).astype(dtype), cupy.empty((50, 40), dtype=dtype)
+        run.activation_backward(cupy.asarray(grad_h), device_z, device_h, out, code)
+        expected = np.empty_like(z)
+        kernels.activation_backward_twin(grad_h, host_z, host_h, expected, code)
+        np.testing.assert_allclose(cupy.asnumpy(out), expected, **tolerance)
+    x, counted = (rng.random((50, 40)) < 0.4).astype(dtype), (np.arange(40) % 3 == 0).astype(dtype)
+    for use_counted, want_grad in ((False, True), (True, False)):
+        rows, grad = cupy.empty(50, dtype=dtype), cupy.empty((50, 40), dtype=dtype)
+        run.bernoulli_rows(cupy.asarray(z), cupy.asarray(bias), cupy.asarray(x), cupy.asarray(counted) if use_counted
+                           else None, grad if want_grad else None, 50, rows, -1)
+        host_rows, host_grad = np.empty(50, dtype=dtype), np.empty((50, 40), dtype=dtype)
+        kernels.bernoulli_rows_twin(z, bias, x, counted if use_counted else None, host_grad if want_grad else None,
+                                    50, host_rows, -1)
+        np.testing.assert_allclose(cupy.asnumpy(rows), host_rows, **tolerance)
+        if want_grad:
+            np.testing.assert_allclose(cupy.asnumpy(grad), host_grad, **tolerance)
