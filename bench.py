@@ -5,6 +5,8 @@
     python bench.py --json out.json # also the numbers for machines
     python bench.py --quick         # a smoke run on small sizes (what the tests call)
     python bench.py --hidden 8000,8000 --direct --masks 32   # one epoch of train.py for your model
+    python bench.py --gpu-standin   # kernel launches and host-device copies of the GPU path, counted
+                                    # without a GPU (NumPy standing in for CuPy: standin.py)
 
 Every training figure is also shown as a multiple of its floor: the time of the bare float32 matrix
 products one epoch needs (three forward, and per layer two backward, the first layer's input
@@ -30,6 +32,7 @@ import data
 import files
 import optim
 import runs
+import standin
 from made import MADE
 from ancestral import sample
 
@@ -212,8 +215,9 @@ def run(quick, gpu):
         floor = gemm_floor(n_in, hidden, n_train, 100, gpu, repeat)
         add(f"GEMM floor, {name}, one epoch", floor, "s")
         dense, blocks = multiply_adds(x, hidden, False)
-        add(f"staircase floor ({blocks / dense:.0%} of the dense multiply-adds)",
-            staircase_floor(x, hidden, False, n_train // 100, gpu, repeat), "s", floor)
+        if not gpu:  # (the GPU engine multiplies densely: kernels.py)
+            add(f"staircase floor ({blocks / dense:.0%} of the dense multiply-adds)",
+                staircase_floor(x, hidden, False, n_train // 100, gpu, repeat), "s", floor)
         for n_masks, label in ((1, "1 mask"), (32, "32 masks, resampled every minibatch")):
             seconds = training_epoch(x, hidden, n_masks, gpu, repeat)
             add(f"train {name}, batch 100, {label}", seconds, "s/epoch", floor)
@@ -225,8 +229,9 @@ def run(quick, gpu):
         floor = gemm_floor(n_in, wide, batches * 100, 100, gpu, repeat) * n_train / (batches * 100)
         add(f"GEMM floor, {n_in}-8000-{n_in} (+direct: not counted), one epoch", floor, "s")
         dense, blocks = multiply_adds(x, wide, True)
-        add(f"staircase floor with direct ({blocks / dense:.0%} of the dense multiply-adds)",
-            staircase_floor(x, wide, True, batches, gpu, repeat) * n_train / (batches * 100), "s", floor)
+        if not gpu:
+            add(f"staircase floor with direct ({blocks / dense:.0%} of the dense multiply-adds)",
+                staircase_floor(x, wide, True, batches, gpu, repeat) * n_train / (batches * 100), "s", floor)
         for n_masks, label in ((1, "1 mask"), (32, "32 masks")):
             add(f"train {n_in}-8000-{n_in} +direct, {label} (from {batches} minibatches)",
                 training_epoch(x, wide, n_masks, gpu, repeat, direct=True, n_batches=batches), "s/epoch", floor)
@@ -246,6 +251,67 @@ def run(quick, gpu):
     return rows, source
 
 
+def standin_counts(n_in=784, hidden=(500,), batch_size=100, eval_batch=1000, n_steps=40, unfused=True):
+    """Kernel launches and host↔device copies per training step and per evaluation batch of the GPU
+    path, counted on standin.py (NumPy standing in for CuPy): the fused engine (kernels.py) and,
+    with MADE_GPU_UNFUSED=1, engine.Engine. A step is counted as the difference between epochs of
+    n_steps and 2 n_steps minibatches, after a warm-up epoch that visits every mask of the cycle,
+    so what an epoch does once (its sum's buffer, its mean) is not charged to the steps. AdaGrad.
+    Returns rows (what, engine, launches, copies); unfused=False: the fused engine's only."""
+    previous = backend.use_module(standin.module())
+    saved = os.environ.get("MADE_GPU_UNFUSED")
+    xp, counts, rows = backend.array_module(True), standin.COUNTS, []
+    x = xp.asarray((np.random.default_rng(0).random((2 * n_steps * batch_size, n_in)) < 0.13).astype(np.float32))
+
+    def per_unit(work, n):  # counts of work(2n) − work(n), per unit
+        figures = []
+        for size in (n, 2 * n):
+            work(size)
+            counts.reset()
+            work(size)
+            figures.append((counts.launches, counts.copies))
+        return [(after - before) / n for before, after in zip(*figures)]
+    try:
+        for engine, switch in (("fused", "0"), ("unfused", "1"))[:2 if unfused else 1]:
+            os.environ["MADE_GPU_UNFUSED"] = switch
+            for n_masks in (1, 32):
+                model = MADE(n_in, list(hidden), n_masks=n_masks, seed=0, gpu=True)
+                opt = optim.AdaGrad(model)
+
+                def epoch(steps):
+                    optim.train_epoch(model, opt, x[:steps * batch_size], xp.arange(steps * batch_size), batch_size)
+
+                def plain_loop(steps):
+                    for start in range(0, steps * batch_size, batch_size):
+                        loss, grads = model.loss_and_grads(x[start:start + batch_size])
+                        opt.step(grads)
+                        model.next_mask()
+                label = "1 mask" if n_masks == 1 else f"a cycle of {n_masks}"
+                rows.append((f"training step, {label} (train.py's epoch)", engine, *per_unit(epoch, n_steps)))
+                rows.append((f"training step, {label} (the plain loop)", engine, *per_unit(plain_loop, n_steps)))
+                rows.append((f"evaluation batch of {eval_batch}, {label}", engine, *per_unit(
+                    lambda batches: model.log_prob(x[:batches * eval_batch], batch_size=eval_batch),
+                    x.shape[0] // eval_batch // 2)))
+    finally:
+        backend.use_module(previous)
+        if saved is None:
+            os.environ.pop("MADE_GPU_UNFUSED", None)
+        else:
+            os.environ["MADE_GPU_UNFUSED"] = saved
+    return rows
+
+
+def report_counts():
+    """Print standin_counts() as a table."""
+    rows = standin_counts()
+    print(f"GPU path of 784-500-784, batch 100, AdaGrad, counted on a NumPy stand-in for CuPy "
+          f"({time.strftime('%Y-%m-%d')})")
+    print(f"  {'':<52} {'fused (kernels.py)':>22} {'unfused (MADE_GPU_UNFUSED=1)':>30}")
+    for what in dict.fromkeys(row[0] for row in rows):
+        cells = [f"{launches:g} launches, {copies:g} copies" for name, engine, launches, copies in rows if name == what]
+        print(f"  {what:<52} {cells[0]:>22} {cells[1]:>30}")
+
+
 def main(argv=None):
     cli.prepare_streams()
     parser = argparse.ArgumentParser(description="Measure the speed of this MADE (training, evaluation, sampling).")
@@ -259,7 +325,14 @@ def main(argv=None):
     parser.add_argument("--masks", type=cli.positive_int, default=1,
                         help="with --hidden: the cycle of masks, and the size of the validation ensemble (default: 1)")
     parser.add_argument("--direct", action="store_true", help="with --hidden: the direct input→output connection")
+    parser.add_argument("--gpu-standin", action="store_true",
+                        help="instead of timing, count the GPU path's kernel launches and host-device copies per "
+                             "training step and evaluation batch, with NumPy standing in for CuPy (no GPU needed)")
     args = parser.parse_args(argv)
+    if args.gpu_standin:
+        if args.gpu or args.quick or args.json or args.hidden is not None:
+            parser.error("--gpu-standin counts one fixed workload; it takes no other flag")
+        return cli.run_command("bench.py", False, report_counts)
     if args.hidden is None and (args.masks != 1 or args.direct):
         parser.error("--masks and --direct describe the model of --hidden; give --hidden too")
     if args.hidden is not None and (args.quick or args.json):
