@@ -18,8 +18,10 @@ matrix products and a kernel of its own for everything between them:
                        into the update (∂L/∂W stays unmasked until then: an optimizer sees 0 where
                        the mask removes a weight, as engine.Engine's masked gradients give it)
 
-So a step at 784-500-784 is 15 launches, and with train.py's minibatch gather and loss sum 17
-(bench.py --gpu-standin counts them); an evaluation batch is 4. Orderings, degrees and the
+So a step at 784-500-784 is 14 launches (masked_weight twice, 5 cuBLAS products, 2 bias sums,
+the loss's mean, one each of bias_activation, bernoulli_rows, activation_backward, adagrad_step),
+17 in train.py's epoch (its minibatch gather and its running loss sum, total += loss · n); an
+evaluation batch is 4 (bench.py --gpu-standin counts them). Orderings, degrees and the
 cycle's degree vectors stay on the device (a mask of the cycle is copied over once), so a step
 copies nothing between host and device. The weights keep the data's numbering here: dense
 products do not care how units are numbered, so nothing is sorted and nothing gathered.

@@ -29,6 +29,7 @@ import backend
 import cli
 import data
 import files
+import kernels
 from made import CheckpointError, mixture_log_prob, model_from_arrays
 
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json", "train.log", "learning_curve.png")
@@ -338,6 +339,7 @@ def machine_info(gpu):
         info["cupy"] = cupy.__version__
         info["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
         info["cupy_tf32"] = os.environ.get("CUPY_TF32", "0")  # CuPy's own switch: "1" gives TF32 matrix products
+        info["gpu_engine"] = "fused" if kernels.fused() else "unfused"  # kernels.py's, or engine.Engine's
     return info
 
 

@@ -30,6 +30,7 @@ import backend
 import cli
 import data
 import files
+import kernels
 import optim
 import resume
 import runs
@@ -326,10 +327,12 @@ def describe(args, model, splits, log):
 
 
 def device_name(gpu):
-    """CPU or GPU, and on a GPU whether CuPy was told to run float32 matrix products in TF32."""
+    """CPU or GPU; on a GPU, which engine (kernels.py's fused one unless MADE_GPU_UNFUSED=1) and
+    whether CuPy was told to run float32 matrix products in TF32."""
     if not gpu:
         return "CPU"
-    return "GPU, TF32 matrix products (CUPY_TF32)" if backend.tf32_requested() else "GPU"
+    engine = "fused kernels" if kernels.fused() else "unfused (MADE_GPU_UNFUSED=1)"
+    return f"GPU, {engine}" + (", TF32 matrix products (CUPY_TF32)" if backend.tf32_requested() else "")
 
 
 def run_epochs(args, model, optimizer, state, train_x, valid_x, writer, stop):

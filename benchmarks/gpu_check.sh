@@ -18,6 +18,7 @@ standin=0
 if [ "${1:-}" = "--standin" ]; then standin=1; shift; fi
 out="${1:?usage: bash benchmarks/gpu_check.sh [--standin] OUT_FOLDER}"
 mkdir -p "$out"
+: > "$out/summary.txt"  # this run's steps only
 failed=0
 
 step() {  # step NAME DEADLINE_SECONDS COMMAND...

@@ -38,9 +38,10 @@ def test_every_command_runs_its_gpu_branch(numpy_as_cupy, tmp_path, monkeypatch)
     monkeypatch.setenv("CUPY_TF32", "1")  # the resumed part says so in its log and its record
     assert train.main(["--gpu", "--epochs", "3", "--out", run, "--resume"]) == 0
     with open(tmp_path / "run" / "metrics.json") as file:
-        assert json.load(file)["machine"]["cupy_tf32"] == "1"
+        machine = json.load(file)["machine"]
+    assert machine["cupy_tf32"] == "1" and machine["gpu_engine"] == "fused"
     first, resumed = (tmp_path / "run" / "train.log").read_text().split("resuming")
-    assert "TF32" not in first and "GPU, TF32 matrix products" in resumed
+    assert "TF32" not in first and "GPU, fused kernels, TF32 matrix products" in resumed
     assert sampling.main([run, "--gpu", "--n", "10", "--out", str(tmp_path / "s.png")]) == 0
     assert sampling.main([run, "--gpu", "--complete", "--observe", "random:0.5", "--examples", "3",
                           "--out", str(tmp_path / "c.png")]) == 0
