@@ -23,7 +23,8 @@ the loss's mean, one each of bias_activation, bernoulli_rows, activation_backwar
 17 in train.py's epoch (its minibatch gather and its running loss sum, total += loss · n); an
 evaluation batch is 4 (bench.py --gpu-standin counts them). Orderings, degrees and the
 cycle's degree vectors stay on the device (a mask of the cycle is copied over once), so a step
-copies nothing between host and device. The weights keep the data's numbering here: dense
+copies nothing between host and device (but with --masks 0, a fresh mask every minibatch drawn
+on the host, whose degrees are one small copy a step). The weights keep the data's numbering here: dense
 products do not care how units are numbered, so nothing is sorted and nothing gathered.
 
 Every kernel has a NumPy twin, the same operation in NumPy. On a real GPU the kernels run (CUDA C
