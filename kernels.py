@@ -149,6 +149,7 @@ KERNELS = r"""
 #define EACH(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
                         i += (long long)blockDim.x * gridDim.x)
 
+// out = W (.) M, M from the degrees; twin: masked_weight_twin
 extern "C" __global__ void masked_weight(const real* weight, const int* degrees, long long rows_at,
         long long columns_at, int kind, long long rows, long long columns, real* out) {
     EACH(i, rows * columns) {
@@ -158,6 +159,7 @@ extern "C" __global__ void masked_weight(const real* weight, const int* degrees,
     }
 }
 
+// z <- z + b, h = f(z); twin: bias_activation_twin
 extern "C" __global__ void bias_activation(real* z, const real* bias, real* h, long long columns, long long n,
                                            int code) {
     EACH(i, n) {
@@ -167,6 +169,7 @@ extern "C" __global__ void bias_activation(real* z, const real* bias, real* h, l
     }
 }
 
+// dL/dz = f'(z) dL/dh; twin: activation_backward_twin
 extern "C" __global__ void activation_backward(const real* grad_h, const real* z, const real* h, real* out,
                                                long long n, int code) {
     EACH(i, n) out[i] = activate_backward(code, grad_h[i], z[i], h[i]);
@@ -174,7 +177,7 @@ extern "C" __global__ void activation_backward(const real* grad_h, const real* z
 
 // One block per example (grid-stride over them): its terms summed by the block, times `sign`, into
 // rows_out[row]; only the columns where counted[d] != 0 when use_counted; the gradient / divisor into
-// grad when want_grad.
+// grad when want_grad. Twin: bernoulli_rows_twin
 extern "C" __global__ void bernoulli_rows(const real* z, const real* bias, const real* x, const real* counted,
         int use_counted, real* grad, int want_grad, real divisor, real* rows_out, real sign,
         long long n_rows, long long columns) {
@@ -200,6 +203,7 @@ extern "C" __global__ void bernoulli_rows(const real* z, const real* bias, const
     }
 }
 
+// One rule of optim.py over the flat buffers, the mask folded in (rule_gradient); twin: rule_step_twin
 #define RULE(name, state, settings, call) \
 extern "C" __global__ void name(real* theta, const real* grad, state const long long* segments, int n_segments, \
         const int* degrees, real weight_decay, settings long long n) { \
