@@ -43,7 +43,7 @@ import numpy as np
 import backend
 import fast_updates
 from autograd import ACTIVATIONS
-from engine import Gradients, Store, parameter_units
+from engine import Engine, Gradients, Store, parameter_units
 
 THREADS = 256          # threads per block (a power of two: bernoulli_rows halves it to reduce)
 MAX_BLOCKS = 8192      # a grid-stride loop covers the rest: more blocks than this only queue
@@ -57,6 +57,12 @@ NVRTC_OPTIONS = ("--std=c++14", "--fmad=false")  # no fused multiply-add: each o
 def fused():
     """Whether a model on the GPU uses this engine (unless MADE_GPU_UNFUSED is set to 1)."""
     return os.environ.get("MADE_GPU_UNFUSED", "0") in ("", "0")
+
+
+def engine_class(gpu):
+    """The engine a model uses: this file's FusedEngine on the GPU (engine.Engine there when
+    MADE_GPU_UNFUSED=1), engine.Engine on the CPU. Both take the same arguments."""
+    return FusedEngine if gpu and fused() else Engine
 
 
 # ----------------------------------------------------------------------------------------------
@@ -459,7 +465,8 @@ class FusedEngine(Store):
             size = int(np.prod(shape))
             if name in self.mask_of:
                 own, source, kind = self.mask_of[name]
-                rows.append((arrays.offsets[name], size, shape[1], self.degrees_at[own], self.degrees_at[source], kind, 1))
+                rows.append((arrays.offsets[name], size, shape[1], self.degrees_at[own], self.degrees_at[source],
+                             kind, 1))
             else:
                 rows.append((arrays.offsets[name], size, 1, 0, 0, 0, int(len(shape) == 2)))
         rows = [tuple(int(value) for value in row) for row in rows]

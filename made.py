@@ -32,8 +32,8 @@ import files
 from autograd import (ACTIVATIONS, bernoulli_nll, bernoulli_nll_backward, bernoulli_nll_per_variable, linear,
                       linear_backward, mask_conditioning, mask_conditioning_backward, mask_weight)
 from config import Config, count_distinct_masks, is_int, require
-from engine import Engine, Gradients, Store, parameter_units
-from kernels import FusedEngine, fused
+from engine import Gradients, Store, parameter_units
+from kernels import engine_class
 from weights import (CheckpointError, Parameters, check_params, file_arrays, init_params, read_file_arrays,
                      read_model_file)
 
@@ -278,10 +278,9 @@ class MADE:
         degrees = [input_degrees(ordering)] + hidden_degrees
         if reference:  # the functions above, as written
             self.engine = ReferenceEngine(self.layers, params, degrees, self.activation, gpu, self.dtype)
-        else:  # on the GPU, kernels.py's fused engine (MADE_GPU_UNFUSED=1 asks for engine.py's there)
-            engine = FusedEngine if gpu and fused() else Engine
-            self.engine = engine(self.layers, params, degrees, self.activation, self.n_masks,
-                                 self.n_distinct_masks == 1, gpu, self.dtype)
+        else:  # engine.py's on the CPU, kernels.py's fused one on the GPU
+            self.engine = engine_class(gpu)(self.layers, params, degrees, self.activation, self.n_masks,
+                                            self.n_distinct_masks == 1, gpu, self.dtype)
         self._cycle = {}  # mask k of the cycle → its (ordering, hidden degrees), once drawn
         self.use_mask(0)
 

@@ -11,8 +11,9 @@ next_mask); PyTorch with its default and its fused AdaGrad (the CPU only: PyTorc
 AdaGrad for CUDA); and the bare floors, dense (GEMM) and staircase. The summary gives each one's
 best and median epoch and its ratio to PyTorch's fused AdaGrad (on a GPU: its default AdaGrad) in
 the same round. --batches times that many minibatches and scales them to an epoch (for the big
-models). With --gpu both run on the CUDA GPU (this project through CuPy: its fused engine, kernels.py, and
-the unfused one, MADE_GPU_UNFUSED=1, in the same rounds), and every timing waits for the device; CUPY_TF32=1 in the environment turns TF32 matrix products on for both.
+models). With --gpu both run on the CUDA GPU (this project through CuPy: its fused engine,
+kernels.py, and the unfused one, MADE_GPU_UNFUSED=1, in the same rounds), and every timing waits
+for the device; CUPY_TF32=1 in the environment turns TF32 matrix products on for both.
 Needs PyTorch (skipped without it); imported by nothing.
 """
 import argparse
@@ -66,9 +67,13 @@ def main(argv=None):
     plain = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0, gpu=gpu)
     plain_optimizer = optim.AdaGrad(plain, lr=0.01)
     if gpu:  # the unfused GPU path too (engine.Engine on CuPy), chosen when the model is made
+        saved = os.environ.get("MADE_GPU_UNFUSED")
         os.environ["MADE_GPU_UNFUSED"] = "1"
         unfused = MADE(784, hidden, direct=args.direct, n_masks=args.masks, seed=0, gpu=gpu)
-        del os.environ["MADE_GPU_UNFUSED"]
+        if saved is None:
+            del os.environ["MADE_GPU_UNFUSED"]
+        else:
+            os.environ["MADE_GPU_UNFUSED"] = saved
         unfused_optimizer = optim.AdaGrad(unfused, lr=0.01)
     rng = backend.random_generator(0)
     x_torch = torch.from_numpy(backend.to_host(x)).to(device)
@@ -89,14 +94,9 @@ def main(argv=None):
             loss.backward()
             optimizer.step()
 
-    def train_loop():
+    def train_loop(model, optimizer):
         subset = x[:n_batches * 100]  # the first minibatches' worth of examples, in a random order
-        optim.train_epoch(ours, ours_optimizer, subset, backend.to_device(rng.permutation(subset.shape[0]), gpu), 100)
-
-    def unfused_loop():
-        subset = x[:n_batches * 100]
-        optim.train_epoch(unfused, unfused_optimizer, subset, backend.to_device(rng.permutation(subset.shape[0]), gpu),
-                          100)
+        optim.train_epoch(model, optimizer, subset, backend.to_device(rng.permutation(subset.shape[0]), gpu), 100)
 
     def plain_loop():
         order = backend.to_device(rng.permutation(x.shape[0]), gpu)
@@ -127,9 +127,10 @@ def main(argv=None):
             for start in range(0, 10000, 1000):
                 theirs[False][0].nll(evaluation_torch[start:start + 1000])
 
-    runs = {"this project, train.py's loop": wall(train_loop),
+    runs = {"this project, train.py's loop": wall(lambda: train_loop(ours, ours_optimizer)),
             "this project, plain loop": wall(plain_loop),
-            **({"this project unfused, train.py's": wall(unfused_loop)} if gpu else {}),
+            **({"this project unfused, train.py's": wall(lambda: train_loop(unfused, unfused_optimizer))}
+               if gpu else {}),
             "PyTorch AdaGrad": wall(lambda: torch_epoch(False)),
             **({"PyTorch fused AdaGrad": wall(lambda: torch_epoch(True))} if not gpu else {}),
             # the floors time their own products, leaving out the setting up of their arrays

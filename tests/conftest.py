@@ -1,5 +1,6 @@
 """Shared helpers: the project root on sys.path, small data sets made on the spot, the real data,
-running a command line, and the one-line refusal every user error must be."""
+running a command line, the one-line refusal every user error must be, NumPy standing in for CuPy,
+and two models trained side by side."""
 import os
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from autograd import check_gradient  # noqa: E402 (the project root is on the path from here on)
+import backend  # noqa: E402 (the project root is on the path from here on)
+import standin  # noqa: E402
+from autograd import check_gradient  # noqa: E402
 
 
 def random_binary(shape, seed=0, p=0.5):
@@ -75,3 +78,34 @@ def check_param_gradient(model, name, loss, analytic):
     error = check_gradient(loss_at_value, value, analytic)
     model.params[name] = value
     return error
+
+
+@pytest.fixture
+def device(monkeypatch):
+    """standin.py's NumPy in CuPy's place (device arrays refuse host arrays, as CuPy's do), with the
+    fused GPU engine selected."""
+    fake = standin.module()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(backend, "_cupy", fake)
+    monkeypatch.delenv("MADE_GPU_UNFUSED", raising=False)
+    yield fake
+
+
+def assert_steps_agree(models, optimizers, batches, tolerance):
+    """On each pair of batches (the same minibatch as each model takes it): log p(x), the loss and
+    every gradient of models[1] equal models[0]'s; then a step and the next mask for both. After
+    the last, the parameters too."""
+    import backend
+    for pair in batches:
+        expected, got = (backend.to_host(model.log_prob(x)) for model, x in zip(models, pair))
+        np.testing.assert_allclose(got, expected, **tolerance)
+        (loss_expected, grads_expected), (loss_got, grads_got) = (model.loss_and_grads(x)
+                                                                  for model, x in zip(models, pair))
+        np.testing.assert_allclose(float(loss_got), float(loss_expected), **tolerance)
+        for name in grads_expected:
+            np.testing.assert_allclose(grads_got[name], grads_expected[name], **tolerance)
+        for model, optimizer, grads in zip(models, optimizers, (grads_expected, grads_got)):
+            optimizer.step(grads)
+            model.next_mask()
+    for name in models[0].params:
+        np.testing.assert_allclose(models[1].params[name], models[0].params[name], **tolerance)

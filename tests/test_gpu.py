@@ -6,7 +6,7 @@ import backend
 import kernels
 import optim
 import ancestral
-from conftest import random_binary
+from conftest import assert_steps_agree, random_binary
 from made import MADE
 
 pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="no CUDA GPU with CuPy on this machine")
@@ -71,18 +71,8 @@ def test_fused_kernels_match_the_unfused_gpu_engine(dtype, rule, monkeypatch):
     assert isinstance(models[1].engine, kernels.FusedEngine)
     tolerance = dict(rtol=1e-10, atol=1e-13) if dtype == "float64" else dict(rtol=2e-5, atol=2e-6)
     optimizers = [optim.make_optimizer(rule, model, weight_decay=1e-3) for model in models]
-    for step in range(4):
-        x = backend.to_device(random_binary((50, 20), seed=step), True)
-        np.testing.assert_allclose(*(backend.to_host(model.log_prob(x)) for model in models), **tolerance)
-        results = [model.loss_and_grads(x) for model in models]
-        np.testing.assert_allclose(float(results[1][0]), float(results[0][0]), **tolerance)
-        for name in results[0][1]:
-            np.testing.assert_allclose(results[1][1][name], results[0][1][name], **tolerance)
-        for model, optimizer, (_, grads) in zip(models, optimizers, results):
-            optimizer.step(grads)
-            model.next_mask()
-    for name in models[0].params:
-        np.testing.assert_allclose(models[1].params[name], models[0].params[name], **tolerance)
+    batches = [(x, x) for x in (backend.to_device(random_binary((50, 20), seed=step), True) for step in range(4))]
+    assert_steps_agree(models, optimizers, batches, tolerance)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

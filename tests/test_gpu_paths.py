@@ -6,29 +6,16 @@ its kernels' NumPy twins. It cannot check CuPy's own
 behaviour: tests/test_gpu.py does that, on a real GPU.
 """
 import json
-import sys
 
 import numpy as np
-import pytest
 
-import backend
 import bench
-import standin
 import evaluate
 import sample as sampling
 import train
 
 
-@pytest.fixture
-def numpy_as_cupy(monkeypatch):
-    """standin.py's NumPy in CuPy's place: device arrays refuse host arrays, as CuPy's do."""
-    fake = standin.module()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(backend, "_cupy", fake)
-    yield fake
-
-
-def test_every_command_runs_its_gpu_branch(numpy_as_cupy, tmp_path, monkeypatch):
+def test_every_command_runs_its_gpu_branch(device, tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     path = str(tmp_path / "d.npz")
     np.savez(path, **{f"{s}_data": (rng.random((300, 16)) < 0.3).astype(np.float32) for s in ("train", "valid", "test")})

@@ -11,7 +11,6 @@ import ctypes
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,18 +22,9 @@ import fast_updates
 import kernels
 import optim
 import standin
-from conftest import random_binary
+from conftest import assert_steps_agree, random_binary
 from engine import Engine
 from made import MADE
-
-
-@pytest.fixture
-def device(monkeypatch):
-    fake = standin.module()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(backend, "_cupy", fake)
-    monkeypatch.delenv("MADE_GPU_UNFUSED", raising=False)
-    yield fake
 
 
 MODELS = [dict(hidden_sizes=[30, 20]), dict(hidden_sizes=[30, 20], n_masks=3),
@@ -54,18 +44,8 @@ def test_the_twins_give_the_unfused_engines_numbers(device, dtype, options, rule
     tolerance = TOLERANCE[dtype]
     settings = dict(weight_decay=1e-3) if rule != "adam" else {}
     optimizers = [optim.make_optimizer(rule, model, **settings) for model in (cpu, gpu)]
-    for step in range(4):
-        x = random_binary((20, 12), seed=step)
-        np.testing.assert_allclose(backend.to_host(gpu.log_prob(x)), cpu.log_prob(x), **tolerance)
-        (loss_cpu, grads_cpu), (loss_gpu, grads_gpu) = cpu.loss_and_grads(x), gpu.loss_and_grads(device.asarray(x))
-        np.testing.assert_allclose(float(loss_gpu), float(loss_cpu), **tolerance)
-        for name in grads_cpu:
-            np.testing.assert_allclose(grads_gpu[name], grads_cpu[name], **tolerance)
-        for optimizer, grads, model in zip(optimizers, (grads_cpu, grads_gpu), (cpu, gpu)):
-            optimizer.step(grads)
-            model.next_mask()
-    for name in cpu.params:
-        np.testing.assert_allclose(gpu.params[name], cpu.params[name], **tolerance)
+    batches = [(x, device.asarray(x)) for x in (random_binary((20, 12), seed=step) for step in range(4))]
+    assert_steps_agree([cpu, gpu], optimizers, batches, tolerance)
     states = [optimizer.state_dict() for optimizer in optimizers]
     for key in states[0]:
         np.testing.assert_allclose(states[1][key], states[0][key], **tolerance)
