@@ -29,44 +29,38 @@ USER_ERRORS = (backend.GPUUnavailable, files.FileFormatError, files.FileWriteErr
 # Flag types (argparse turns an ArgumentTypeError into `usage … error: argument --flag: …`, status 2)
 
 
-def _number(text, kind):
+def _number(text, kind, low, allow_low):
+    """text as a number of `kind` (int or float), finite, above `low` (or equal to it, allow_low)
+    and, for a count, at most MAX_COUNT; an ArgumentTypeError in words otherwise."""
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-
-
-def _count(text, lowest):
-    value = _number(text, int)
-    if value < lowest:
-        raise argparse.ArgumentTypeError(f"must be {'a positive integer' if lowest else 'an integer ≥ 0'}, not {text}")
-    if value > MAX_COUNT:
+    if not (value >= low if allow_low else value > low) or not math.isfinite(value):
+        wanted = {(int, False): "a positive integer", (int, True): "an integer ≥ 0",
+                  (float, False): "a positive number", (float, True): "a number ≥ 0"}[kind, allow_low]
+        raise argparse.ArgumentTypeError(f"must be {wanted}, not {text}")
+    if kind is int and value > MAX_COUNT:
         raise argparse.ArgumentTypeError(f"must be at most 2^40 = {MAX_COUNT}, not {text}")
     return value
 
 
 def positive_int(text):
     """A count: 1 … MAX_COUNT."""
-    return _count(text, 1)
+    return _number(text, int, 0, False)
 
 
 def non_negative_int(text):
     """A seed or a count that may be 0: 0 … MAX_COUNT."""
-    return _count(text, 0)
+    return _number(text, int, 0, True)
 
 
 def positive_float(text):
-    value = _number(text, float)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
+    return _number(text, float, 0, False)
 
 
 def non_negative_float(text):
-    value = _number(text, float)
-    if not value >= 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, not {text}")
-    return value
+    return _number(text, float, 0, True)
 
 
 def ensemble_size(text):

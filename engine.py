@@ -113,8 +113,12 @@ class Store:
         the parameter itself, read-only on the host, when that is already its order."""
         if orders is None:
             return self._to_data(name, self.arrays[name])
+        return self._renumber(name, self.arrays[name], orders)
+
+    def _renumber(self, name, array, orders):
+        """An array shaped like parameter `name`, its units put in `orders` (per source, as for get)."""
         rows, columns = self.units[name]
-        return reorder(self.arrays[name], orders[rows], None if columns is None else orders[columns])
+        return reorder(array, orders[rows], None if columns is None else orders[columns])
 
     def set(self, name, value):
         """Write `value` (shaped like the parameter, in the data's numbering) into parameter `name`."""
@@ -222,10 +226,6 @@ class Engine(Store):
 
     # -- the layout ---------------------------------------------------------------------------
 
-    def _renumber(self, name, array, orders):
-        rows, columns = self.units[name]
-        return reorder(array, orders[rows], None if columns is None else orders[columns])
-
     def _to_data(self, name, array):
         """An array shaped like parameter `name`, from the layout to the data's numbering (a new array)."""
         return self._renumber(name, array, self.inverse)
@@ -234,13 +234,12 @@ class Engine(Store):
         if orders is None:
             return self._to_data(name, self.arrays[name])
         places = [inverse[order] for inverse, order in zip(self.inverse, orders)]  # where each unit is kept
-        rows, columns = self.units[name]
-        if all(np.array_equal(places[s], np.arange(len(places[s]))) for s in (rows, columns) if s is not None):
+        if all(np.array_equal(places[s], np.arange(len(places[s]))) for s in self.units[name] if s is not None):
             view = self.arrays[name].view()
             if isinstance(view, np.ndarray):
                 view.flags.writeable = False
             return view
-        return reorder(self.arrays[name], places[rows], None if columns is None else places[columns])
+        return self._renumber(name, self.arrays[name], places)
 
     def _from_data(self, name, array):
         return self._renumber(name, array, self.order)

@@ -82,10 +82,8 @@ def report(args):
         name = f"log_p_{args.split}{'_mixture' if len(args.run_dirs) > 1 else ''}.csv"
         args.per_example = os.path.join(first, name)
     if args.per_example is not None:
-        inputs = {}
-        for run_dir in args.run_dirs:
-            inputs.update(runs.run_inputs(run_dir, args.dataset, args.data_dir, args.observe))
-        runs.check_outputs({"--per-example": args.per_example}, inputs)
+        runs.check_outputs({"--per-example": args.per_example},
+                           runs.run_inputs(args.run_dirs, args.dataset, args.data_dir, args.observe))
     models, splits, settings = runs.load_runs(args.run_dirs, args.gpu, args.dataset, args.data_dir,
                                               program="evaluate.py")
     model = models[0]
@@ -107,9 +105,7 @@ def report(args):
         if mixture and args.test_masks and all(m.n_distinct_masks == 1 for m in models):
             raise data.DataError("--test-masks sets the ensembles of the runs trained on masks; these runs have "
                                  "one mask each: leave it out")
-        counts = [runs.ensemble_of(run_dir, model, run_settings, args.test_masks, mixture)
-                  for run_dir, model, run_settings in zip(args.run_dirs, models, settings)]
-        label = " + ".join(f"{count}-mask ensemble" for count in counts)
+        counts, label = runs.ensembles_of(args.run_dirs, models, settings, args.test_masks)
         what = f"NLL, {label}" if len(models) == 1 else f"NLL, mixture of {len(models)} runs: {label}"
         progress = runs.Progress(label if len(models) == 1 else f"mixture of {len(models)} runs, each", "batches")
         nll = runs.nll_per_example(models, x, counts, args.batch_size, progress)

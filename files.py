@@ -55,95 +55,84 @@ def atomic_write(path, mode="wb"):
     A rename within one folder is atomic: readers see the old file or the new one, never a mix. If
     the block raises, the temporary file is removed and `path` is untouched; if the process is
     killed, the temporary file stays until remove_temporaries() is run on the folder. A `path`
-    that is a symbolic link is replaced by the file, never followed.
+    that is a symbolic link is replaced by the file, never followed. Every failure, the block's
+    own writes included, is a FileWriteError naming `path` (never the temporary name).
     """
-    staged = _Staged(path, mode)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    temp_path = lock = file = None
     try:
-        with staged.naming_the_file():
-            yield staged.file
-        staged.commit()
+        handle, temp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                                             suffix=_TEMPORARY_SUFFIX)
+        # The lock lives on a second descriptor of the file, held until the rename or removal is
+        # done: closing the file (to flush it) must not release it (remove_temporaries reads it).
+        lock = os.dup(handle)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        file = os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8", "errors": "surrogateescape"}))
+        os.chmod(temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
+        yield file
+        if not file.closed:  # (a writer may have closed it)
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+        os.replace(temp_path, path)
+        temp_path = None
+        fsync_folder(folder)
+    except OSError as error:
+        raise FileWriteError(f"{path}: cannot write ({error.strerror or error})") from None
     finally:
-        staged.discard()
-
-
-class _Staged:
-    """A file written under a temporary name beside `path` (the name remove_temporaries knows):
-    commit() flushes it to disk and renames it over `path`; discard() removes it, uncommitted.
-    Every failure is a FileWriteError naming `path`."""
-
-    def __init__(self, path, mode):
-        self.path = os.fspath(path)
-        self.folder = os.path.dirname(os.path.abspath(self.path))
-        self.temp_path, self.file, self.lock = None, None, None
-        with self.naming_the_file():
-            handle, self.temp_path = tempfile.mkstemp(dir=self.folder, prefix="." + os.path.basename(self.path) + ".",
-                                                      suffix=_TEMPORARY_SUFFIX)
-            # The lock lives on a second descriptor of the file, held until the rename or removal
-            # is done: closing the file (to flush it) must not release it.
-            self.lock = os.dup(handle)
-            fcntl.flock(self.lock, fcntl.LOCK_EX)
-            self.file = os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8",
-                                                                         "errors": "surrogateescape"}))
-            os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp makes it private (0600); the file is the user's
-
-    @contextmanager
-    def naming_the_file(self):
-        """Turn an OSError in the block into a FileWriteError naming the file the user asked for."""
-        try:
-            yield
-        except OSError as error:
-            self.discard()
-            raise FileWriteError(f"{self.path}: cannot write ({error.strerror or error})") from None
-
-    def close(self):
-        """Everything written so far on the disk, the file closed (commit can follow)."""
-        with self.naming_the_file():
-            if not self.file.closed:
-                self.file.flush()
-                os.fsync(self.file.fileno())
-                self.file.close()
-
-    def commit(self):
-        self.close()
-        with self.naming_the_file():
-            os.replace(self.temp_path, self.path)
-            self.temp_path = None
-            self._unlock()
-            fsync_folder(self.folder)
-
-    def discard(self):
-        if self.temp_path is not None:
+        if temp_path is not None:
             try:
-                if self.file is not None:
-                    self.file.close()
+                if file is not None:
+                    file.close()
             except OSError:
                 pass
-            if os.path.lexists(self.temp_path):
-                os.remove(self.temp_path)
-            self.temp_path = None
-        self._unlock()
+            if os.path.lexists(temp_path):
+                os.remove(temp_path)
+        if lock is not None:
+            os.close(lock)  # the last descriptor of the temporary file: its flock goes with it
 
-    def _unlock(self):
-        if self.lock is not None:
-            os.close(self.lock)  # the last descriptor of the temporary file: its flock goes with it
-            self.lock = None
+
+def lock_file(path):
+    """Take an exclusive lock (flock) on the file at `path`, created if needed, and write this
+    process's number into it. Returns (descriptor, None), the lock held until the descriptor is
+    closed, or (None, the holder's number) when another process holds it. The kernel releases a
+    lock however its process ends, so a killed holder never leaves it stuck. The lock is on the
+    file itself: one that is a hard link of another (`cp -al`) is first given a file of its own,
+    and one that another process replaced while we took it is taken again. OSError otherwise."""
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        try:
+            opened = os.fstat(descriptor)
+            if opened.st_nlink > 1:
+                unshare(path)
+                continue
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return None, os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
+            if same_file(path, descriptor):
+                os.ftruncate(descriptor, 0)
+                os.write(descriptor, f"{os.getpid()}\n".encode())
+                descriptor, held = None, descriptor
+                return held, None
+        finally:
+            if descriptor is not None:
+                os.close(descriptor)
 
 
 @contextmanager
 def exclusive(path, busy):
-    """Hold an exclusive lock (flock) on the file at `path`, created if needed, for the block; a
-    lock held by another process raises FileWriteError(busy) at once. The kernel releases it
-    however the process ends, so a killed holder never leaves it stuck."""
+    """Hold lock_file's lock on `path` for the block; a lock held by another process raises
+    FileWriteError(busy) at once."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        descriptor, _ = lock_file(path)
     except OSError as error:
-        raise FileWriteError(f"{path}: cannot use it as a lock ({error.strerror})") from None
+        raise FileWriteError(f"{path}: cannot use it as a lock ({error.strerror or error})") from None
+    if descriptor is None:
+        raise FileWriteError(busy)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise FileWriteError(busy) from None
         yield
     finally:
         os.close(descriptor)
@@ -274,13 +263,13 @@ def check_input(path, error=FileFormatError):
 
 
 def same_file(a, b):
-    """Whether two paths name one file: the same device and inode where both exist (through
-    symbolic or hard links, '..' and case variants alike), else the same resolved path."""
+    """Whether two paths (or open descriptors) name one file: the same device and inode where both
+    exist (through symbolic or hard links, '..' and case variants alike), else the same resolved path."""
     try:
         first, second = os.stat(a), os.stat(b)
         return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
-    except OSError:  # one of them does not exist yet
-        return os.path.realpath(a) == os.path.realpath(b)
+    except OSError:  # one of them does not exist (yet, or any more)
+        return not isinstance(b, int) and os.path.realpath(a) == os.path.realpath(b)
 
 
 def unshare(path):

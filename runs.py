@@ -14,7 +14,6 @@ the folder stuck. Writes are atomic (files.atomic_write); the temporary files of
 killed are removed when the folder is next opened for training. Nothing is written outside RUN:
 a train.log that is a symbolic link is refused, and the other files replace a link, never follow it.
 """
-import fcntl
 import hashlib
 import json
 import math
@@ -68,38 +67,16 @@ class RunFolder:
         return not os.path.lexists(self.file(".lock")) and bool(os.listdir(self.path))
 
     def lock(self):
-        """Take the folder's lock, or raise RunError naming the process that holds it. The lock is
-        on the file RUN/.lock itself: one that is a hard link of another folder's (`cp -al`) is
-        first replaced by a file of this folder's own, and a lock taken on a file that another
-        process replaced meanwhile is taken again."""
+        """Take the folder's lock (files.lock_file on RUN/.lock), or raise RunError naming the
+        process that holds it."""
         lock_path = self.file(".lock")
-        while True:
-            try:
-                descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-            except OSError as error:
-                raise RunError(f"{self.path}: cannot use this folder ({lock_path}: {error.strerror})") from None
-            if os.fstat(descriptor).st_nlink > 1:
-                os.close(descriptor)
-                with files.atomic_write(lock_path) as fresh:
-                    fresh.write(b"")
-                continue
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
-                os.close(descriptor)
-                raise RunError(f"{self.path} is in use by another train.py (process {holder}): wait for it to "
-                               f"finish or stop it, or choose another --out") from None
-            if _same_inode(descriptor, lock_path):
-                break
-            os.close(descriptor)  # replaced while we took it: take the new one
         try:
-            os.ftruncate(descriptor, 0)
-            os.write(descriptor, f"{os.getpid()}\n".encode())
+            self._lock, holder = files.lock_file(lock_path)
         except OSError as error:
-            os.close(descriptor)
-            raise RunError(f"{lock_path}: cannot write ({error.strerror})") from None
-        self._lock = descriptor
+            raise RunError(f"{lock_path}: cannot use it as the run folder's lock ({error.strerror or error})") from None
+        if holder is not None:
+            raise RunError(f"{self.path} is in use by another train.py (process {holder}): wait for it to "
+                           f"finish or stop it, or choose another --out")
 
     def __enter__(self):
         return self
@@ -108,15 +85,6 @@ class RunFolder:
         if self._lock is not None:
             os.close(self._lock)  # closing the descriptor releases the flock
             self._lock = None
-
-
-def _same_inode(descriptor, path):
-    """Whether the open file is still the one at `path`."""
-    try:
-        opened, there = os.fstat(descriptor), os.stat(path)
-    except OSError:
-        return False
-    return (opened.st_dev, opened.st_ino) == (there.st_dev, there.st_ino)
 
 
 def open_for_training(path, resume=False, force=False, inputs=()):
@@ -297,17 +265,16 @@ def checkpoint_state(run_dir):
     return files.read_json_array(files.read_npz(path, names={"train_state"})["train_state"], path)
 
 
-def run_inputs(run_dir, dataset=None, data_dir=None, observe=None):
-    """The files a command reads from a run, {path: what it is}: its own, its data set's, and an
-    --observe file (no output may replace them)."""
-    settings = settings_of(run_dir)
-    dataset = dataset or settings.get("dataset")
-    directory = data_dir or settings.get("data_dir")
-    found = data.locate(dataset, directory if isinstance(directory, str) else None) if isinstance(dataset, str) else []
-    inputs = {os.path.join(run_dir, name): f"the run's {name}" for name in RUN_FILES}
-    inputs.update(dict.fromkeys(found, "the data set"))
-    if observe and observe.endswith(".npy"):
-        inputs[observe] = "the --observe file"
+def run_inputs(run_dirs, dataset=None, data_dir=None, observe=None):
+    """The files a command reads from its runs, {path: what it is}: their own, their data sets',
+    and an --observe file (no output may replace them)."""
+    inputs = {observe: "the --observe file"} if observe and observe.endswith(".npy") else {}
+    for run_dir in run_dirs:
+        settings = settings_of(run_dir)
+        named, directory = dataset or settings.get("dataset"), data_dir or settings.get("data_dir")
+        found = data.locate(named, directory if isinstance(directory, str) else None) if isinstance(named, str) else []
+        inputs.update({os.path.join(run_dir, name): f"the run's {name}" for name in RUN_FILES})
+        inputs.update(dict.fromkeys(found, "the data set"))
     return inputs
 
 
@@ -418,15 +385,16 @@ def load_runs(run_dirs, gpu, dataset=None, data_dir=None, need_data=True, progra
     return models, splits, all_settings
 
 
-def ensemble_of(run_dir, model, settings, asked, mixture):
-    """The masks of a run's density: `asked` (--test-masks) where given, else what the run tested
-    with, at most the masks it was trained on. In a mixture a run of one mask is that mask:
-    --test-masks is for the runs trained on masks."""
-    if mixture and model.n_distinct_masks == 1:
-        return 1
-    masks = asked or tested_with(settings, model)
-    cli.check_ensemble(masks, model, f"{run_dir}: --test-masks" if mixture else "--test-masks")
-    return masks
+def ensembles_of(run_dirs, models, settings, asked):
+    """(masks of each run's density, their label): `asked` (--test-masks) where given, else what
+    the run tested with, at most the masks it was trained on. In a mixture a run of one mask is
+    that mask: --test-masks is for the runs trained on masks."""
+    counts, mixture = [], len(models) > 1
+    for run_dir, model, run_settings in zip(run_dirs, models, settings):
+        masks = 1 if mixture and model.n_distinct_masks == 1 else asked or tested_with(run_settings, model)
+        cli.check_ensemble(masks, model, f"{run_dir}: --test-masks" if mixture else "--test-masks")
+        counts.append(masks)
+    return counts, " + ".join(f"{count}-mask ensemble" for count in counts)
 
 
 def tested_with(settings, model):

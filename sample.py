@@ -79,16 +79,13 @@ def save_grid(path, tiles, side, framed=None, scale=3):
         plt.imsave(file, grid, format="png")
 
 
-def arrange(tiles, per_row):
-    """(count, D) → (rows, per_row, D), padding the last row with gray tiles."""
+def arrange(tiles, per_row, framed):
+    """(count, D) tiles and (count,) booleans → (rows, per_row, D) and (rows, per_row), as save_grid
+    takes them: the last row padded with gray tiles, not framed."""
     missing = -len(tiles) % per_row
     padded = np.concatenate([tiles, np.full((missing, tiles.shape[1]), 0.3)])
-    return padded.reshape(-1, per_row, tiles.shape[1])
-
-
-def arrange_flags(flags, per_row):
-    """(count,) booleans → (rows, per_row), as arrange lays out the tiles (the padding False)."""
-    return np.concatenate([flags, np.zeros(-len(flags) % per_row, dtype=bool)]).reshape(-1, per_row)
+    flags = np.concatenate([framed, np.zeros(missing, dtype=bool)])
+    return padded.reshape(-1, per_row, tiles.shape[1]), flags.reshape(-1, per_row)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,9 +142,7 @@ def main(argv=None):
         if not out.lower().endswith(".png"):
             raise files.FileWriteError(f"--out {out}: must name a .png file (the array goes beside it as .npy)")
         array_path = out[:-len(".png")] + ".npy"
-        inputs = {}
-        for run_dir in args.run_dirs:
-            inputs.update(runs.run_inputs(run_dir, args.dataset, args.data_dir, args.complete and args.observe))
+        inputs = runs.run_inputs(args.run_dirs, args.dataset, args.data_dir, args.complete and args.observe)
         runs.check_outputs({"--out": out, "--out (its array)": array_path}, inputs)
         models, splits, settings = runs.load_runs(args.run_dirs, args.gpu, args.dataset, args.data_dir,
                                                   need_data=args.complete or not args.no_nearest, program="sample.py")
@@ -208,20 +203,18 @@ def run_sampling(args, models, settings, splits, out, array_path):
         model.use_mask(args.mask)
         counts, what = [None], f"under mask {args.mask}"
     else:
-        counts = [runs.ensemble_of(run_dir, model, run_settings, args.test_masks, len(models) > 1)
-                  for run_dir, model, run_settings in zip(args.run_dirs, models, settings)]
-        label = " + ".join(f"{count}-mask ensemble" for count in counts)
+        counts, label = runs.ensembles_of(args.run_dirs, models, settings, args.test_masks)
         what = f"of the {label}" if len(models) == 1 else f"of the mixture of {len(models)} runs ({label})"
     samples = sample_mixture(models, args.n, counts, seed=args.seed, method="naive" if args.naive else "fast")
     if splits is None:
-        write_outputs(out, array_path, samples, lambda: (arrange(samples, 10), arrange_flags(np.ones(args.n, bool), 10)),
+        write_outputs(out, array_path, samples, lambda: arrange(samples, 10, np.ones(args.n, bool)),
                       f"{args.n} samples {what} (framed)")
         return
 
     def beside_nearest():
         nearest = splits["train"][nearest_rows(samples, splits["train"])]
         pairs = np.stack([samples, nearest], axis=1).reshape(-1, models[0].n_in)
-        return arrange(pairs, 20), arrange_flags(np.tile([True, False], args.n), 20)
+        return arrange(pairs, 20, np.tile([True, False], args.n))
     write_outputs(out, array_path, samples, beside_nearest,
                   f"{args.n} samples {what} (framed), each beside its nearest training example")
 

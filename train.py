@@ -50,20 +50,10 @@ def build_parser():
     parser = argparse.ArgumentParser(
         description="Train a MADE (Germain et al. 2015) on binary data; defaults reproduce the paper's "
                     "784-500-784 binarized-MNIST protocol.")
-    parser.flag_actions = {}
-
-    def group(title):
-        """An `add` for one group of flags in --help."""
-        flags = parser.add_argument_group(title)
-
-        def add(*names, **kwargs):
-            action = flags.add_argument(*names, **kwargs)
-            parser.flag_actions[action.dest] = action
-        return add
-
-    add_data_and_model_flags(group("data and model"))
-    add_training_flags(group("training"))
-    add_run_flags(group("the run"))
+    add_data_and_model_flags(parser.add_argument_group("data and model").add_argument)
+    add_training_flags(parser.add_argument_group("training").add_argument)
+    add_run_flags(parser.add_argument_group("the run").add_argument)
+    parser.flag_actions = {action.dest: action for action in parser._actions}
     return parser
 
 
