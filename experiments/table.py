@@ -194,6 +194,10 @@ def main(argv=None):
     except DamagedRecord as error:
         print(f"table.py: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader has gone (`table.py | head`): it has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's last flush does not fail again
+        os.close(devnull)
     return 0
 
 

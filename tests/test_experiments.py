@@ -194,6 +194,18 @@ def test_the_results_tables_are_what_table_py_prints_from_results(capsys):
             assert printed in file.read(), f"{document}'s table is not what table.py {' '.join(argv)} prints"
 
 
+def test_table_py_into_a_pipe_closed_early_ends_without_a_traceback():
+    """`table.py | head -1`: the reader leaves after one line, and table.py says nothing of it."""
+    import subprocess
+    import sys
+    with subprocess.Popen([sys.executable, os.path.join(ROOT, "experiments", "table.py")], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout.readline().startswith(b"| data, setting")
+        process.stdout.close()  # as head does after its line
+        errors = process.stderr.read().decode()
+    assert process.returncode == 0 and errors == "", errors
+
+
 def test_search_resumes_an_interrupted_point_and_skips_a_measured_one(tmp_path, monkeypatch, capsys):
     """A point whose folder holds a checkpoint but no metrics.json continues from it (--resume), and
     a point already in results/search/ROW.json is not run again."""
