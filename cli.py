@@ -86,30 +86,12 @@ def path(text):
 
 
 # ----------------------------------------------------------------------------------------------
-# Checks made before any work, so that no result is computed only to be lost
-
-
-def check_ensemble(masks, model, flag):
-    """Refuse an ensemble larger than the number of distinct masks the model was trained on."""
-    available = model.n_distinct_masks
-    if available is not None and masks > available:
-        raise data.DataError(f"{flag} {masks}: the model was trained on {available} distinct "
-                             f"mask{'s' if available > 1 else ''}, so an ensemble holds at most {available}")
-
-
-# ----------------------------------------------------------------------------------------------
 # Running a command line
 
 
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM stopped the work at a safe point; the command has already said what was
     kept and how to go on."""
-
-
-def out_of_memory_message(error, gpu, advice):
-    """One line for a MemoryError (CuPy's OutOfMemoryError is one too; its text names the size tried)."""
-    where = "GPU memory" if gpu else "memory"
-    return f"out of {where} ({error or 'allocation failed'}); {advice}"
 
 
 def prepare_streams():
@@ -157,8 +139,9 @@ def run_command(program, gpu, body, *, user_errors=(), memory_advice="try smalle
         return 0
     except (*USER_ERRORS, *user_errors) as error:
         message = str(error)
-    except MemoryError as error:
-        message = out_of_memory_message(error, gpu, memory_advice() if callable(memory_advice) else memory_advice)
+    except MemoryError as error:  # (CuPy's OutOfMemoryError is one too; its text names the size tried)
+        advice = memory_advice() if callable(memory_advice) else memory_advice
+        message = f"out of {'GPU memory' if gpu else 'memory'} ({error or 'allocation failed'}); {advice}"
     except OSError as error:
         message = f"{error.filename}: {error.strerror}" if error.filename else str(error)
     except Interrupted:

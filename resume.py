@@ -210,14 +210,6 @@ def load_checkpoint(path, gpu, reference=False):
     return Checkpoint(model, optimizer_state, state, settings, record if isinstance(record, dict) else None, best)
 
 
-def metrics_describe(folder, checkpoint):
-    """Whether the folder's metrics.json is the end of the run its checkpoint holds: the same epochs
-    and the same best model (by its digest), so that one copied from another run is not taken for it."""
-    metrics, state = runs.read_metrics(folder.path), checkpoint.state
-    return (metrics.get("epochs_run") == state.epoch and metrics.get("best_epoch") == state.best_epoch
-            and metrics.get("model_digest") == runs.model_digest(checkpoint.best))
-
-
 class RunWriter:
     """Writes checkpoint.npz, then model.npz, every `every` epochs and when the run stops.
 
@@ -301,7 +293,10 @@ def refuse_finished(args, checkpoint, folder, model_config):
         raise runs.RunError(f"cannot resume: the model in {folder.file('checkpoint.npz')} is not the one its "
                             "settings describe")
     reason = state.stop_reason(args.epochs, args.patience)
-    if reason and metrics_describe(folder, checkpoint):
+    metrics = runs.read_metrics(folder.path)
+    ended = reason and (metrics.get("epochs_run"), metrics.get("best_epoch"), metrics.get("model_digest")) == (
+        state.epoch, state.best_epoch, runs.model_digest(checkpoint.best))  # its own end, not another run's metrics
+    if ended:
         further = (f"; to train it further, pass a --epochs above {state.epoch}"
                    if reason == "epoch cap reached" else "")
         restored = ""

@@ -203,8 +203,6 @@ def model_digest(arrays):
     return digest.hexdigest()[:16]
 
 
-
-
 def data_record(dataset, splits):
     """What identifies the data a run trains on: where they are (a named set, or a file's absolute
     path, so that the run finds them from any folder) and each split's order-free fingerprint
@@ -387,12 +385,16 @@ def load_runs(run_dirs, gpu, dataset=None, data_dir=None, need_data=True, progra
 
 def ensembles_of(run_dirs, models, settings, asked):
     """(masks of each run's density, their label): `asked` (--test-masks) where given, else what
-    the run tested with, at most the masks it was trained on. In a mixture a run of one mask is
-    that mask: --test-masks is for the runs trained on masks."""
+    the run tested with, at most the masks it was trained on (a larger ensemble is refused). In a
+    mixture a run of one mask is that mask: --test-masks is for the runs trained on masks."""
     counts, mixture = [], len(models) > 1
     for run_dir, model, run_settings in zip(run_dirs, models, settings):
-        masks = 1 if mixture and model.n_distinct_masks == 1 else asked or tested_with(run_settings, model)
-        cli.check_ensemble(masks, model, f"{run_dir}: --test-masks" if mixture else "--test-masks")
+        masks, available = asked or tested_with(run_settings, model), model.n_distinct_masks
+        masks = 1 if mixture and available == 1 else masks
+        if available is not None and masks > available:
+            raise data.DataError(f"{f'{run_dir}: ' if mixture else ''}--test-masks {masks}: the model was trained on "
+                                 f"{available} distinct mask{'s' if available > 1 else ''}, so an ensemble holds at "
+                                 f"most {available}")
         counts.append(masks)
     return counts, " + ".join(f"{count}-mask ensemble" for count in counts)
 
