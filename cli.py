@@ -162,9 +162,15 @@ def say(message, file=None, end="\n"):
     try:
         print(message, file=file, end=end, flush=True)
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, file.fileno())  # so that nothing, the interpreter's last flush included, fails again
-        os.close(devnull)
+        reader_gone(file)
+
+
+def reader_gone(file):
+    """After a BrokenPipeError on `file`: point it at /dev/null, so that nothing more written to
+    it, the interpreter's last flush included, fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, file.fileno())
+    os.close(devnull)
 
 
 def _raise_keyboard_interrupt(number, frame):

@@ -111,7 +111,11 @@ def lock_file(path):
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 return None, os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
-            if same_file(path, descriptor):
+            try:
+                there = os.stat(path)
+            except FileNotFoundError:
+                continue  # removed while we took it: take the new one
+            if (there.st_dev, there.st_ino) == (opened.st_dev, opened.st_ino):
                 os.ftruncate(descriptor, 0)
                 os.write(descriptor, f"{os.getpid()}\n".encode())
                 descriptor, held = None, descriptor
@@ -263,13 +267,13 @@ def check_input(path, error=FileFormatError):
 
 
 def same_file(a, b):
-    """Whether two paths (or open descriptors) name one file: the same device and inode where both
-    exist (through symbolic or hard links, '..' and case variants alike), else the same resolved path."""
+    """Whether two paths name one file: the same device and inode where both exist (through
+    symbolic or hard links, '..' and case variants alike), else the same resolved path."""
     try:
         first, second = os.stat(a), os.stat(b)
         return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
-    except OSError:  # one of them does not exist (yet, or any more)
-        return not isinstance(b, int) and os.path.realpath(a) == os.path.realpath(b)
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def unshare(path):

@@ -29,7 +29,8 @@ import cli
 import data
 import files
 import kernels
-from made import CheckpointError, mixture_log_prob, model_from_arrays
+from made import mixture_log_prob, model_from_arrays
+from weights import read_model_file
 
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.json", "train.log", "learning_curve.png")
 
@@ -333,10 +334,7 @@ def load_run(run_dir, gpu, dataset=None, data_dir=None, need_data=True, program=
     if not os.path.isdir(run_dir):
         raise RunError(f"{run_dir}: no such run folder")
     path = os.path.join(run_dir, "model.npz")
-    try:
-        arrays = files.read_npz(path)
-    except files.FileFormatError as error:
-        raise CheckpointError(str(error)) from None
+    arrays = read_model_file(path)
     model = model_from_arrays(arrays, path, gpu)
     expected = read_metrics(run_dir).get("model_digest")
     if expected is not None and model_digest(arrays) != expected:

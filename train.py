@@ -53,7 +53,7 @@ def build_parser():
     add_data_and_model_flags(parser.add_argument_group("data and model").add_argument)
     add_training_flags(parser.add_argument_group("training").add_argument)
     add_run_flags(parser.add_argument_group("the run").add_argument)
-    parser.flag_actions = {action.dest: action for action in parser._actions}
+    parser.flag_actions = {action.dest: action for action in parser._actions if action.dest != "help"}
     return parser
 
 

@@ -161,7 +161,8 @@ def score_run(run_dir, model, test, observed, args, first):
 
 def compare(args):
     json_path = os.path.splitext(args.out)[0] + ".json"
-    runs.check_outputs({"--out": args.out, "--out (its numbers)": json_path}, runs.run_inputs(args.run_dirs))  # before the minutes of work
+    runs.check_outputs({"--out": args.out, "--out (its numbers)": json_path},
+                       runs.run_inputs(args.run_dirs))  # before the minutes of work
     loaded = [runs.load_run(run_dir, False) for run_dir in args.run_dirs]
     test = loaded[0][1]["test"]
     if any(splits["test"].shape != test.shape or not np.array_equal(splits["test"], test) for _, splits, _ in loaded):

@@ -10,6 +10,9 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import cli  # noqa: E402  (its reader_gone: `table.py | head` ends quietly)
 
 # row → (data set and setting, the paper's figure, whether the row needs a GPU)
 ROWS = {
@@ -195,9 +198,7 @@ def main(argv=None):
         print(f"table.py: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader has gone (`table.py | head`): it has what it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's last flush does not fail again
-        os.close(devnull)
+        cli.reader_gone(sys.stdout)
     return 0
 
 
